@@ -1,0 +1,50 @@
+"""Sphinx extension for the course book: serve plotly.js from the book itself.
+
+Figures are rendered by ``course_lib.viz`` as HTML that calls ``Plotly.newPlot`` but does
+not embed plotly.js. This extension copies the ``plotly.min.js`` that ships inside the
+installed ``plotly`` package into ``_static/`` and adds it, in the page head, to every
+page that draws a figure. No CDN is involved, so figures draw offline. It also sets
+``COURSE_BOOK_BUILD=1`` so that the kernels executing the chapters use that renderer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import plotly
+from sphinx.application import Sphinx
+from sphinx.util.fileutil import copy_asset_file
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def _copy_plotly(app: Sphinx, exc: Exception | None) -> None:
+    if exc is None and app.builder.format == "html":
+        copy_asset_file(str(PLOTLY_JS), str(Path(app.outdir) / "_static"))
+
+
+def _add_plotly_where_used(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    if "Plotly.newPlot" in context.get("body", ""):
+        app.add_js_file("plotly.min.js", priority=100)
+
+
+def _drop_thebe(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Remove sphinx-thebe's scripts: the book does not use thebe, jupyter-book registers
+    them twice (a console error: THEBE_JS_URL declared twice) and they name a CDN."""
+    context["script_files"] = [
+        js
+        for js in context.get("script_files", [])
+        if "thebe" not in str(js.filename or "") and "THEBE_JS_URL" not in js.attributes.get("body", "")
+    ]
+
+
+def setup(app: Sphinx) -> dict:
+    # Chapters executed by this build render plotly figures as HTML (course_lib.viz).
+    os.environ["COURSE_BOOK_BUILD"] = "1"
+    if not PLOTLY_JS.is_file():
+        raise FileNotFoundError(f"plotly.js not found in the plotly package: {PLOTLY_JS}")
+    app.connect("html-page-context", _add_plotly_where_used)
+    app.connect("html-page-context", _drop_thebe, priority=900)
+    app.connect("build-finished", _copy_plotly)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,124 @@
+"""Plot defaults and helpers for the book's figures (one module sets them all).
+
+Importing this module registers a plotly renderer, ``"course"``. It emits ``text/html``
+without plotly.js inside: the book serves one copy of plotly.js from its own ``_static``
+folder (see ``book/_ext/course_book.py``), so figures draw in the static page with no
+kernel and no network. The renderer is the default while the book is being built (the
+book's Sphinx extension sets ``COURSE_BOOK_BUILD=1`` for the kernels it starts); in a live
+notebook plotly's own default (JupyterLab's native plotly view) is kept.
+
+The HTML ``div`` id is derived from the figure's content, so a rebuild of an unchanged
+chapter gives byte-identical pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io._base_renderers import MimetypeRenderer
+from plotly.io.json import to_json_plotly
+
+BOOK_BUILD_ENV = "COURSE_BOOK_BUILD"
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+class BookRenderer(MimetypeRenderer):
+    """Plotly renderer for the book: HTML that relies on a page-level plotly.js."""
+
+    def to_mimebundle(self, fig_dict: dict) -> dict:
+        digest = hashlib.sha1(to_json_plotly(fig_dict).encode()).hexdigest()[:12]
+        html = pio.to_html(
+            fig_dict,
+            include_plotlyjs=False,
+            include_mathjax=False,
+            full_html=False,
+            div_id=f"fig-{digest}",
+            config=PLOT_CONFIG,
+            default_width="100%",
+            default_height=450,
+            validate=False,
+        )
+        return {"text/html": html}
+
+
+pio.renderers["course"] = BookRenderer()
+if os.environ.get(BOOK_BUILD_ENV):
+    pio.renderers.default = "course"
+pio.templates["course"] = go.layout.Template(
+    layout=go.Layout(
+        font={"size": 13},
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        colorway=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"],
+    )
+)
+pio.templates.default = "plotly_white+course"
+
+
+def heatmap(
+    weights,
+    x_labels: Sequence[str] | None = None,
+    y_labels: Sequence[str] | None = None,
+    *,
+    title: str = "",
+    x_title: str = "key",
+    y_title: str = "query",
+    colorscale: str = "Blues",
+) -> go.Figure:
+    """An attention-weights heatmap: rows are queries, columns keys, hover shows the weight."""
+    hover = f"{y_title} %{{y}} → {x_title} %{{x}}<br>weight %{{z:.3f}}<extra></extra>"
+    z = weights.detach().cpu().numpy() if hasattr(weights, "detach") else weights
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(x_labels) if x_labels is not None else None,
+            y=list(y_labels) if y_labels is not None else None,
+            colorscale=colorscale,
+            zmin=0,
+            zmax=1,
+            hovertemplate=hover,
+        )
+    )
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def slider_figure(
+    frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]],
+    *,
+    label: str,
+    layout: dict | None = None,
+    active: int = 0,
+) -> go.Figure:
+    """A figure with a client-side slider over precomputed frames.
+
+    Every frame's traces are in the figure; a slider step shows one frame's traces and
+    hides the others, so the interaction works in the static page (no kernel).
+    ``frames`` is a list of ``(step label, traces)``.
+    """
+    fig = go.Figure(layout=layout or {})
+    owner: list[int] = []
+    for k, (_, traces) in enumerate(frames):
+        for trace in traces:
+            trace.visible = k == active
+            fig.add_trace(trace)
+            owner.append(k)
+    steps = [
+        {"label": name, "method": "update", "args": [{"visible": [o == k for o in owner]}]}
+        for k, (name, _) in enumerate(frames)
+    ]
+    fig.update_layout(
+        sliders=[
+            {
+                "active": active,
+                "steps": steps,
+                "currentvalue": {"prefix": f"{label}: "},
+                "pad": {"t": 50},
+            }
+        ]
+    )
+    return fig

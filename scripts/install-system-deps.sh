@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests need, only when they are missing.
+#   chromium: headless browser for the book's browser tests (driven by Playwright).
+# Called by `make test`; safe to run again (it does nothing when all are present).
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-system-deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO="sudo"
+else
+  echo "install-system-deps: need root to apt-get install ${missing[*]}; install them and rerun" >&2
+  exit 1
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,149 @@
+"""The built book in a real browser: figures draw, no console errors, nothing off-host.
+
+Needs `make book` to have built `_build/html` (``make test`` does it first) and the Debian
+``chromium`` package (installed by ``scripts/install-system-deps.sh``). Playwright drives
+that executable; it never downloads a browser of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+pytestmark = pytest.mark.browser
+
+
+def toc_pages() -> list[str]:
+    """Every page listed in _toc.yml, as a path relative to the site root (.html)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part.get("chapters", [])]
+    return [f"{f}.html" for f in files]
+
+
+def chapter_sources() -> dict[str, Path]:
+    return {page: ROOT / page.replace(".html", ".md") for page in toc_pages()}
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def site():
+    if not (HTML / "index.html").is_file():
+        pytest.fail("the book is not built: run `make book` first (make test does)")
+    handler = functools.partial(QuietHandler, directory=str(HTML))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: run scripts/install-system-deps.sh (make test does)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str):
+    """Open url; record console errors, page errors and every request that left the host."""
+    page = browser.new_page()
+    errors: list[str] = []
+    off_host: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+            return r.continue_()
+        off_host.append(r.request.url)
+        return r.abort()
+
+    page.route("**/*", route)
+    page.goto(url, wait_until="networkidle")
+    return page, errors, off_host
+
+
+def expected_figures(source: Path) -> int:
+    """Plotly figures a chapter shows: one per `.show()` of a figure in its code cells."""
+    text = source.read_text() if source.exists() else ""
+    return text.count("fig.show()")
+
+
+@pytest.mark.parametrize("page_path", toc_pages())
+def test_page_loads_offline_without_errors(site, browser, page_path):
+    page, errors, off_host = open_page(browser, f"{site}/{page_path}")
+    try:
+        assert page.title(), f"{page_path} has no title"
+        assert not errors, f"console errors on {page_path}: {errors}"
+        assert not off_host, f"{page_path} requested off-host URLs: {off_host}"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize(
+    "page_path", [p for p, src in chapter_sources().items() if expected_figures(src)]
+)
+def test_every_figure_draws(site, browser, page_path):
+    page, errors, _ = open_page(browser, f"{site}/{page_path}")
+    try:
+        n = expected_figures(chapter_sources()[page_path])
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}", timeout=20_000
+        )
+        drawn = page.evaluate(
+            """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
+                traces: (gd._fullData || []).length,
+                points: gd.querySelectorAll('.point, .trace path, .hm image, .heatmaplayer image').length,
+            }))"""
+        )
+        assert len(drawn) == n, f"{page_path}: {len(drawn)} plotly figures drawn, expected {n}"
+        for i, fig in enumerate(drawn):
+            assert fig["traces"] > 0 and fig["points"] > 0, f"{page_path} figure {i} is empty: {fig}"
+        assert not errors, f"console errors on {page_path}: {errors}"
+    finally:
+        page.close()
+
+
+def test_slider_changes_the_figure(site, browser):
+    """A client-side slider really restyles the figure (the softmax temperature slider)."""
+    page, errors, _ = open_page(browser, f"{site}/book/softmax.html")
+    try:
+        page.wait_for_selector(".js-plotly-plot .slider-container")
+        heights = "() => [...document.querySelectorAll('.js-plotly-plot .bars path')].map(p => p.getAttribute('d')).join('|')"
+        before = page.evaluate(heights)
+        page.evaluate(
+            "() => { const gd = document.querySelector('.js-plotly-plot');"
+            " const step = gd.layout.sliders[0].steps[0];"
+            " return Plotly.update(gd, ...step.args); }"
+        )
+        page.wait_for_timeout(300)
+        assert page.evaluate(heights) != before, "moving the slider did not change the bars"
+        assert not errors
+    finally:
+        page.close()
