@@ -147,3 +147,29 @@ def test_slider_changes_the_figure(site, browser):
         assert not errors
     finally:
         page.close()
+
+
+def test_rebuild_executes_nothing():
+    """Every chapter's current code has a jupyter-cache record, so `make book` re-executes none."""
+    import jupytext
+    from jupyter_cache import get_cache
+
+    cache = get_cache(ROOT / "_build" / ".jupyter_cache")
+    for page, source in chapter_sources().items():
+        nb = jupytext.read(source)
+        if not any(c.cell_type == "code" for c in nb.cells):
+            continue
+        try:
+            cache.match_cache_notebook(nb)
+        except KeyError:
+            pytest.fail(f"{source.name} has no up-to-date execution cache: `make book` would run it")
+
+
+def test_built_site_has_no_hidden_tests_or_solutions():
+    leaks = [
+        str(p.relative_to(HTML))
+        for p in HTML.rglob("*")
+        if p.suffix in {".html", ".ipynb", ".md", ".txt", ".js"} and p.is_file()
+        and any(m in p.read_text(errors="ignore") for m in ("BEGIN HIDDEN TESTS", "BEGIN SOLUTION"))
+    ]
+    assert not leaks, f"the built book contains solution or hidden-test markers: {leaks}"

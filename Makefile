@@ -1,0 +1,49 @@
+# The two commands a newcomer needs:  make book   and   make test
+# Both create .venv and install everything on first use (and again when requirements change).
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+# nbgrader runs `alembic` and `jupyter` by name: the venv must come first on PATH.
+export PATH := $(BIN):$(PATH)
+ASSIGNMENTS := $(notdir $(wildcard solutions/*))
+
+.PHONY: help venv sysdeps book serve test lint assignments clean
+
+help:
+	@echo "make book         build the book into _build/html (executes chapters, cached)"
+	@echo "make test         the whole suite: lint, library, book in a browser, assignments"
+	@echo "make serve        serve the built book on http://localhost:8000"
+	@echo "make assignments  regenerate assignments/ (student release) from solutions/"
+	@echo "make clean        remove _build (the execution cache too)"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(STAMP)
+
+sysdeps:
+	bash scripts/install-system-deps.sh
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+serve: book
+	$(BIN)/python -m http.server --directory _build/html --bind 127.0.0.1 8000
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) sysdeps lint book
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+assignments: $(STAMP)
+	for a in $(ASSIGNMENTS); do $(BIN)/nbgrader generate_assignment "$$a" --force || exit 1; done
+
+clean:
+	rm -rf _build

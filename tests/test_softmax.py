@@ -1,0 +1,194 @@
+"""course_lib.softmax against torch.softmax / torch.logsumexp (chapter "Softmax")."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import assert_close, dtypes, seeds, shapes_and_dims, temperatures, tensors
+from hypothesis import given
+from hypothesis import strategies as st
+
+from course_lib import logsumexp, softmax
+
+NEG_INF = float("-inf")
+logit_scales = st.sampled_from([1.0, 10.0])
+
+
+@given(shapes_and_dims(), dtypes, temperatures, logit_scales, seeds)
+def test_softmax_matches_torch(shape_dim, dtype, temperature, scale, seed):
+    shape, dim = shape_dim
+    (x,) = tensors(seed, shape, dtype=dtype, scale=scale)
+    expected = torch.softmax(x / temperature, dim=dim)
+    out = softmax(x, dim=dim, temperature=temperature)
+    assert out.shape == x.shape
+    assert_close(out, expected)
+    # and the float64 computation agrees with the float64 reference to its own tolerance
+    assert_close(
+        softmax(x.double(), dim, temperature), torch.softmax(x.double() / temperature, dim)
+    )
+
+
+@given(shapes_and_dims(), dtypes, temperatures, seeds)
+def test_softmax_rows_sum_to_one_and_are_positive(shape_dim, dtype, temperature, seed):
+    shape, dim = shape_dim
+    (x,) = tensors(seed, shape, dtype=dtype, scale=5.0)
+    out = softmax(x, dim=dim, temperature=temperature)
+    assert (out >= 0).all()
+    assert_close(out.sum(dim), torch.ones(out.sum(dim).shape, dtype=dtype))
+
+
+def test_default_dim_is_last():
+    (x,) = tensors(0, (3, 4, 5))
+    assert_close(softmax(x), torch.softmax(x, dim=-1))
+    assert not torch.allclose(softmax(x), torch.softmax(x, dim=0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_temperature_limits(dtype):
+    """Small T approaches one-hot argmax; large T approaches uniform."""
+    x = torch.tensor([1.0, 3.0, 2.0, -1.0], dtype=dtype)
+    assert_close(softmax(x, temperature=1e-3), torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=dtype))
+    assert_close(softmax(x, temperature=1e6), torch.full((4,), 0.25, dtype=dtype), atol=1e-5)
+
+
+def test_no_overflow_at_large_logits_float32():
+    x = torch.tensor([[1e4, -1e4, 0.0, 1e4 - 1.0], [-1e4, -1e4 + 2.0, -1e4, -1e4]])
+    naive = torch.exp(x) / torch.exp(x).sum(-1, keepdim=True)
+    assert not torch.isfinite(naive).all(), "the input should break the naive formula"
+    out = softmax(x)
+    assert torch.isfinite(out).all()
+    assert_close(out, torch.softmax(x.double(), dim=-1).float())
+    assert_close(softmax(x, temperature=0.5), torch.softmax(x.double() / 0.5, -1).float())
+
+
+def test_all_neg_inf_row_gives_zeros_not_nan():
+    """Documented difference from torch.softmax: a fully masked row is zeros, not NaN."""
+    x = torch.tensor([[NEG_INF, NEG_INF, NEG_INF], [0.5, NEG_INF, 1.5]])
+    assert torch.isnan(torch.softmax(x, dim=-1)[0]).all(), "torch gives NaN: the case is real"
+    out = softmax(x)
+    assert torch.equal(out[0], torch.zeros(3))
+    assert_close(out[1], torch.softmax(x[1], dim=-1))
+    assert out[1, 1] == 0.0
+
+
+def test_all_neg_inf_along_other_dim():
+    x = torch.zeros(3, 4)
+    x[:, 2] = NEG_INF
+    out = softmax(x, dim=0)
+    assert torch.equal(out[:, 2], torch.zeros(3))
+    assert_close(out[:, [0, 1, 3]], torch.full((3, 3), 1 / 3))
+
+
+def test_pos_inf_gives_nan_as_documented():
+    out = softmax(torch.tensor([float("inf"), 1.0]))
+    assert torch.isnan(out).any()
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan")])
+def test_non_positive_temperature_raises(temperature):
+    with pytest.raises(ValueError, match=r"temperature must be > 0, got"):
+        softmax(torch.randn(3), temperature=temperature)
+
+
+@pytest.mark.parametrize("fn", [softmax, logsumexp])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_non_float_input_raises(fn, dtype):
+    with pytest.raises(TypeError, match=rf"{fn.__name__}: expected a floating-point .*{dtype}"):
+        fn(torch.ones(3, dtype=dtype))
+
+
+@pytest.mark.parametrize("fn", [softmax, logsumexp])
+def test_non_tensor_input_raises(fn):
+    with pytest.raises(TypeError, match=r"expected a torch.Tensor, got list"):
+        fn([1.0, 2.0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_keeps_dtype_and_device(dtype, device):
+    x = torch.randn(4, 5, device=device).to(dtype)
+    for out in (softmax(x, temperature=2.0), logsumexp(x), logsumexp(x, keepdim=True)):
+        assert out.dtype == dtype and out.device == x.device
+    assert_close(softmax(x).double(), torch.softmax(x.double(), -1), atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 3.0])
+def test_softmax_gradcheck(temperature):
+    (x,) = tensors(1, (3, 5))
+    x[1, 2] = NEG_INF  # a partly masked row
+    x[2] = NEG_INF  # a fully masked row: zero output, zero gradient, no NaN
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: softmax(t, -1, temperature), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: softmax(t, -1, temperature), (x,))
+    rows = x[:2].detach().requires_grad_(True)  # along dim 0, without the -inf row
+    assert torch.autograd.gradcheck(lambda t: softmax(t, 0, temperature), (rows,))
+
+
+def test_softmax_gradient_matches_torch():
+    (x, g) = tensors(2, (4, 6), (4, 6))
+    x.requires_grad_(True)
+    (ours,) = torch.autograd.grad(softmax(x, temperature=0.5), x, g)
+    (ref,) = torch.autograd.grad(torch.softmax(x / 0.5, -1), x, g)
+    assert_close(ours, ref)
+
+
+# --- logsumexp ------------------------------------------------------------------------
+
+
+@given(shapes_and_dims(), dtypes, st.booleans(), logit_scales, seeds)
+def test_logsumexp_matches_torch(shape_dim, dtype, keepdim, scale, seed):
+    shape, dim = shape_dim
+    (x,) = tensors(seed, shape, dtype=dtype, scale=scale)
+    out = logsumexp(x, dim=dim, keepdim=keepdim)
+    expected = torch.logsumexp(x.double(), dim=dim, keepdim=keepdim).to(dtype)
+    assert out.shape == expected.shape
+    assert_close(out, expected)
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_logsumexp_all_neg_inf_rows(keepdim):
+    x = torch.tensor([[NEG_INF, NEG_INF], [0.0, NEG_INF], [1.0, 2.0]])
+    out = logsumexp(x, dim=-1, keepdim=keepdim)
+    expected = torch.logsumexp(x, dim=-1, keepdim=keepdim)
+    assert expected.flatten()[0] == NEG_INF
+    torch.testing.assert_close(out, expected)
+
+
+def test_logsumexp_no_overflow_float32():
+    x = torch.tensor([[1e4, 1e4 - 1.0, -1e4], [-1e4, -1e4, -1e4]])
+    assert not torch.isfinite(torch.log(torch.exp(x).sum(-1))).all(), "naive must fail"
+    out = logsumexp(x)
+    assert torch.isfinite(out).all()
+    assert_close(out, torch.logsumexp(x.double(), -1).float())
+
+
+def test_logsumexp_gradcheck():
+    (x,) = tensors(3, (3, 4), scale=3.0)
+    x[0, 1] = NEG_INF
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: logsumexp(t, -1), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: logsumexp(t, 0, keepdim=True), (x,))
+
+
+def test_logsumexp_gradient_is_softmax():
+    (x,) = tensors(4, (3, 7))
+    x.requires_grad_(True)
+    logsumexp(x).sum().backward()
+    assert_close(x.grad, torch.softmax(x.detach(), -1))
+
+
+@pytest.mark.xfail(strict=True, reason="bug: logsumexp gives NaN where torch gives +inf")
+def test_logsumexp_pos_inf_like_torch():
+    x = torch.tensor([[float("inf"), 1.0]])
+    torch.testing.assert_close(logsumexp(x), torch.logsumexp(x, -1))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_softmax_logsumexp_on_cuda(dtype):
+    (x,) = tensors(5, (6, 33), dtype=dtype, device="cuda", scale=10.0)
+    x[0] = NEG_INF
+    out = softmax(x, temperature=0.7)
+    assert out.device.type == "cuda" and out.dtype == dtype
+    ref = torch.softmax(x.cpu().double() / 0.7, -1).nan_to_num(0.0).to(dtype)
+    assert_close(out.cpu(), ref)
+    assert_close(logsumexp(x).cpu(), torch.logsumexp(x.cpu().double(), -1).to(dtype))
