@@ -13,7 +13,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from nbgrader_helpers import ROOT, make_course, max_points, nbgrader, replace_cell, scores, submit
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("nbgrader")]
@@ -50,8 +49,9 @@ def test_release_has_no_solution_or_hidden_test(assignment):
     for marker in HIDDEN_MARKERS:
         assert marker not in text, f"{marker!r} in the release of {assignment}"
     for cell in source.cells:
-        for secret in _between(cell.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS") + \
-                _between(cell.source, "### BEGIN SOLUTION", "### END SOLUTION"):
+        for secret in _between(
+            cell.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+        ) + _between(cell.source, "### BEGIN SOLUTION", "### END SOLUTION"):
             for line in filter(None, (s.strip() for s in secret.splitlines())):
                 assert line not in text or len(line) < 12, f"release of {assignment} leaks: {line}"
 
@@ -75,18 +75,18 @@ def test_notebooks_have_no_outputs(folder, assignment):
             )
 
 
-NAIVE_SOFTMAX = '''def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+NAIVE_SOFTMAX = """def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     e = torch.exp(x)
     return e / e.sum(dim=dim, keepdim=True)
-'''
-WARNING_SOFTMAX = '''import warnings
+"""
+WARNING_SOFTMAX = """import warnings
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     warnings.warn("this correct answer talks on stderr", UserWarning)
     z = x - x.amax(dim=dim, keepdim=True)
     e = torch.exp(z)
     return e / e.sum(dim=dim, keepdim=True)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,13 @@ def test_warning_on_stderr_keeps_full_marks(course, softmax_grades):
     assert softmax_grades["warns_on_stderr"] == max_points(course, "softmax")
     # The same submission graded without the IgnorePattern rule loses points, so the
     # rule (not luck) is what keeps the marks.
-    nbgrader(course, "autograde", "softmax", "--force", "--student", "warns_on_stderr",
-             "--IgnorePattern.enabled=False")
+    nbgrader(
+        course,
+        "autograde",
+        "softmax",
+        "--force",
+        "--student",
+        "warns_on_stderr",
+        "--IgnorePattern.enabled=False",
+    )
     assert scores(course, "softmax", "warns_on_stderr") != max_points(course, "softmax")

@@ -35,7 +35,8 @@ def _drop_thebe(app: Sphinx, pagename, templatename, context, doctree) -> None:
     context["script_files"] = [
         js
         for js in context.get("script_files", [])
-        if "thebe" not in str(js.filename or "") and "THEBE_JS_URL" not in js.attributes.get("body", "")
+        if "thebe" not in str(js.filename or "")
+        and "THEBE_JS_URL" not in js.attributes.get("body", "")
     ]
 
 
