@@ -61,6 +61,8 @@ def scaled_dot_product_attention(
 
     Taught in: chapter "Queries, keys and values".
     """
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1], got {dropout_p}")
     weights = attention_weights(query, key, attn_mask, is_causal, scale, enable_gqa, value=value)
     if dropout_p > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout_p, training=True)
@@ -84,7 +86,7 @@ def attention_weights(
 
     Taught in: chapter "Queries, keys and values".
     """
-    _check_inputs(query, key, value, attn_mask, is_causal, dropout_p=0.0, enable_gqa=enable_gqa)
+    _check_inputs(query, key, value, attn_mask, is_causal, enable_gqa)
     scores = attention_scores(query, key, scale, enable_gqa)
     L, S = query.size(-2), key.size(-2)
     if is_causal:
@@ -134,7 +136,6 @@ def _check_inputs(
     value: Tensor | None,
     attn_mask: Tensor | None,
     is_causal: bool,
-    dropout_p: float,
     enable_gqa: bool,
 ) -> None:
     """Raise a ValueError/TypeError that names the offending shapes or dtypes."""
@@ -162,19 +163,21 @@ def _check_inputs(
         )
     if enable_gqa:
         _check_gqa(query, key, value)
+    _broadcast_batch(query, key, enable_gqa)
+    if value is not None:
+        _broadcast_batch(query, value, enable_gqa, name="value")
     if is_causal and attn_mask is not None:
         raise ValueError("pass either attn_mask or is_causal=True, not both (as in torch)")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     if attn_mask is not None:
         _check_mask(attn_mask, query, key, enable_gqa)
 
 
 def _check_gqa(query: Tensor, key: Tensor, value: Tensor | None) -> None:
-    if query.dim() < 3 or key.dim() < 3:
+    if query.dim() < 3 or key.dim() < 3 or (value is not None and value.dim() < 3):
         raise ValueError(
-            f"enable_gqa needs a head dim: query (..., H, L, E) and key (..., Hkv, S, E), "
-            f"got query {_s(query)}, key {_s(key)}"
+            f"enable_gqa needs a head dim: query (..., H, L, E), key (..., Hkv, S, E) and "
+            f"value (..., Hkv, S, Ev), got query {_s(query)}, key {_s(key)}"
+            + (f", value {_s(value)}" if value is not None else "")
         )
     h, hkv = query.size(-3), key.size(-3)
     if h % hkv != 0 or (value is not None and value.size(-3) != hkv):
@@ -203,15 +206,18 @@ def _check_mask(attn_mask: Tensor, query: Tensor, key: Tensor, enable_gqa: bool)
         )
 
 
-def _broadcast_batch(query: Tensor, key: Tensor, enable_gqa: bool = False) -> tuple[int, ...]:
-    """Leading dims of the scores; with GQA the head dim is the query's."""
+def _broadcast_batch(
+    query: Tensor, key: Tensor, enable_gqa: bool = False, name: str = "key"
+) -> tuple[int, ...]:
+    """Leading dims of the scores; with GQA the head dim is the query's. ``key`` may be the
+    value tensor too (``name`` says which): both must broadcast against the query."""
     lead = 3 if enable_gqa else 2
     try:
         batch = tuple(torch.broadcast_shapes(query.shape[:-lead], key.shape[:-lead]))
         return batch + ((query.size(-3),) if enable_gqa else ())
     except RuntimeError:
         raise ValueError(
-            f"the batch dims of query {_s(query)} and key {_s(key)} do not broadcast"
+            f"the batch dims of query {_s(query)} and {name} {_s(key)} do not broadcast"
         ) from None
 
 

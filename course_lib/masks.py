@@ -66,7 +66,9 @@ def padding_mask(lengths: Tensor, max_len: int | None = None) -> Tensor:
             f"padding_mask: lengths must be a 1-D integer tensor, got shape "
             f"{tuple(lengths.shape)} and dtype {lengths.dtype}"
         )
-    S = int(lengths.max()) if max_len is None else max_len
+    if max_len is None:
+        max_len = int(lengths.max()) if lengths.numel() else 0
+    S = max_len
     if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > S):
         raise ValueError(f"padding_mask: lengths {lengths.tolist()} must lie in [0, {S}]")
     return torch.arange(S, device=lengths.device) < lengths[:, None]  # (B, S)

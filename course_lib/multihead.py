@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import attention_weights, scaled_dot_product_attention
-from .masks import combine_masks, key_mask_to_attn_mask
+from .masks import causal_mask, combine_masks, key_mask_to_attn_mask
 
 
 class MultiHeadAttention(nn.Module):
@@ -77,7 +77,8 @@ class MultiHeadAttention(nn.Module):
             key_mask: ``(B, S)`` bool, ``True`` = real token that may be attended.
                 This is the *opposite* of ``nn.MultiheadAttention``'s
                 ``key_padding_mask`` (``True`` = padding): pass ``~key_padding_mask``.
-            is_causal: causal (top-left aligned) mask.
+            is_causal: causal (top-left aligned) mask; combined with the other masks
+                when they are given.
             need_weights: also return the per-head weights ``(B, H, L, S)``.
 
         Returns:
@@ -92,7 +93,8 @@ class MultiHeadAttention(nn.Module):
         if key_mask is not None:
             attn_mask = combine_masks(attn_mask, key_mask_to_attn_mask(key_mask))
         if is_causal and attn_mask is not None:
-            raise ValueError("MultiHeadAttention: pass is_causal or masks, not both")
+            causal = causal_mask(q.size(-2), k.size(-2), device=q.device)
+            attn_mask, is_causal = combine_masks(causal, attn_mask), False
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:

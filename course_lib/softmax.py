@@ -35,6 +35,8 @@ def softmax(x: Tensor, dim: int = -1, temperature: float = 1.0) -> Tensor:
     if not temperature > 0:
         raise ValueError(f"softmax: temperature must be > 0, got {temperature}")
     z = x / temperature if temperature != 1.0 else x
+    if z.size(dim) == 0:
+        return z.clone()
     m = _finite_max(z, dim)
     e = torch.exp(z - m)
     s = e.sum(dim=dim, keepdim=True)
@@ -49,15 +51,18 @@ def logsumexp(x: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
     Taught in: chapter "Softmax".
     """
     _check_float(x, "logsumexp")
+    if x.size(dim) == 0:
+        return torch.logsumexp(x, dim=dim, keepdim=keepdim)  # -inf: the log of an empty sum
     m = _finite_max(x, dim)
     out = m + torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True))
     return out if keepdim else out.squeeze(dim)
 
 
 def _finite_max(x: Tensor, dim: int) -> Tensor:
-    """Row maximum used as the shift; ``-inf`` rows get 0 so that ``x - m`` stays ``-inf``."""
+    """Row maximum used as the shift. A non-finite maximum (an all ``-inf`` row, or a
+    ``+inf`` entry) is replaced by 0 so that ``x - m`` never computes ``inf - inf``."""
     m = x.amax(dim=dim, keepdim=True).detach()
-    return torch.where(torch.isneginf(m), torch.zeros_like(m), m)
+    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
 
 
 def _check_float(x: Tensor, name: str) -> None:

@@ -18,6 +18,10 @@ settings.register_profile(
     max_examples=40,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# More and fresh examples, for a long run by hand: pytest --hypothesis-profile=thorough
+settings.register_profile(
+    "thorough", parent=settings.get_profile("ci"), derandomize=False, max_examples=1000
+)
 settings.load_profile("ci")
 
 CUDA = torch.cuda.is_available()

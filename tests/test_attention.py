@@ -11,6 +11,7 @@ import re
 import pytest
 import torch
 from helpers import (
+    MASK_KINDS,
     AttnShape,
     GQAShape,
     assert_close,
@@ -61,10 +62,11 @@ def test_sdpa_matches_torch(shape, dtype, seed, data):
     assert_close(out, reference_sdpa(q, k, v, scale=scale))
 
 
+@pytest.mark.parametrize("kind", MASK_KINDS)
 @given(attention_shapes(broadcast=True), dtypes, seeds, st.data())
-def test_sdpa_with_masks_matches_torch(shape, dtype, seed, data):
+def test_sdpa_with_masks_matches_torch(kind, shape, dtype, seed, data):
     """Bool and float masks of every broadcastable shape, some with fully masked rows."""
-    mask = data.draw(attn_masks(shape.scores, dtype))
+    mask = data.draw(attn_masks(shape.scores, dtype, kinds=(kind,)))
     scale = data.draw(scales(shape.E))
     q, k, v = qkv(seed, shape, dtype)
     out = sdpa(q, k, v, attn_mask=mask, scale=scale)
@@ -118,10 +120,11 @@ def test_is_causal_with_unequal_lengths(L, S):
     assert_close(out[:, 0], v[:, 0])
 
 
+@pytest.mark.parametrize("kind", [None, "causal", *MASK_KINDS])
 @given(gqa_shapes(), dtypes, seeds, st.data())
-def test_gqa_matches_torch(shape, dtype, seed, data):
-    mask = data.draw(st.none() | attn_masks(shape.scores, dtype))
-    is_causal = mask is None and data.draw(st.booleans())
+def test_gqa_matches_torch(kind, shape, dtype, seed, data):
+    mask = data.draw(attn_masks(shape.scores, dtype, kinds=(kind,))) if kind in MASK_KINDS else None
+    is_causal = kind == "causal"
     scale = data.draw(scales(shape.E))
     q, k, v = qkv(seed, shape, dtype)
     kw = dict(attn_mask=mask, is_causal=is_causal, scale=scale)
@@ -160,9 +163,10 @@ def test_gqa_without_batch_dims_and_per_head_mask():
 # --- attention_weights and attention_scores -------------------------------------------
 
 
+@pytest.mark.parametrize("kind", [None, *MASK_KINDS])
 @given(attention_shapes(broadcast=True, max_len=24, max_dim=32), dtypes, seeds, st.data())
-def test_attention_weights_properties(shape, dtype, seed, data):
-    mask = data.draw(st.none() | attn_masks(shape.scores, dtype))
+def test_attention_weights_properties(kind, shape, dtype, seed, data):
+    mask = data.draw(attn_masks(shape.scores, dtype, kinds=(kind,))) if kind else None
     scale = data.draw(scales(shape.E))
     q, k, v = qkv(seed, shape, dtype)
     w = attention_weights(q, k, mask, scale=scale)
@@ -322,9 +326,10 @@ def test_fully_masked_row_has_zero_finite_gradient():
     assert torch.equal(q.grad[0, 1], torch.zeros_like(q.grad[0, 1]))
 
 
+@pytest.mark.parametrize("kind", [None, *MASK_KINDS])
 @given(attention_shapes(broadcast=True, max_len=8, max_dim=16), seeds, st.data())
-def test_gradients_match_torch(shape, seed, data):
-    mask = data.draw(st.none() | attn_masks(shape.scores, torch.float64))
+def test_gradients_match_torch(kind, shape, seed, data):
+    mask = data.draw(attn_masks(shape.scores, torch.float64, (kind,))) if kind else None
     if mask is not None:  # every row may attend to key 0: no fully masked rows here
         mask[..., 0] = True if mask.dtype == torch.bool else 0.0
     q, k, v = (t.requires_grad_() for t in qkv(seed, shape))
@@ -352,150 +357,79 @@ def test_keeps_dtype_and_device(dtype, mask_kind, device):
         assert t.dtype == dtype and t.device == q.device
     expected = reference_sdpa(q, k, v, attn_mask=mask)
     rows = attendable(mask, shape.scores).to(device)
-    assert_close(out[rows].double(), expected[rows].double().to(device), atol=2e-2, rtol=2e-2)
+    assert_close(out[rows].double(), expected.to(device)[rows].double(), atol=2e-2, rtol=2e-2)
 
 
 # --- clear errors ---------------------------------------------------------------------
 
 
-def _r(*shape):
-    return torch.randn(*shape)
+def _t(x):
+    """A shape becomes a float32 normal tensor; a tensor (or a non-tensor) is kept."""
+    return torch.randn(x) if isinstance(x, tuple) else x
 
 
+INT64, INT32 = torch.ones(4, 8, dtype=torch.int64), torch.ones(5, 6, dtype=torch.int32)
+NO_KEY_4x6 = torch.ones(4, 6, dtype=torch.bool)
+KEEP_4x5 = torch.ones(4, 5, dtype=torch.bool)
+
+# id: (query, key, value, other kwargs, exception, regex the message must contain)
 ERRORS = {
-    "E mismatch": (
-        dict(query=_r(2, 4, 8), key=_r(2, 5, 7), value=_r(2, 5, 6)),
-        ValueError,
-        re.escape("query (2, 4, 8) has E=8, key (2, 5, 7) has E=7"),
-    ),
-    "S mismatch": (
-        dict(query=_r(2, 4, 8), key=_r(2, 5, 8), value=_r(2, 6, 6)),
-        ValueError,
-        r"same length S: key \(2, 5, 8\), value \(2, 6, 6\)",
-    ),
-    "mask shape": (
-        dict(
-            query=_r(2, 4, 8),
-            key=_r(2, 5, 8),
-            value=_r(2, 5, 6),
-            attn_mask=torch.ones(4, 6, dtype=torch.bool),
-        ),
-        ValueError,
-        r"attn_mask of shape \(4, 6\) does not broadcast .* \(2, 4, 5\)",
-    ),
-    "mask more dims": (
-        dict(
-            query=_r(2, 4, 8),
-            key=_r(2, 5, 8),
-            value=_r(2, 5, 6),
-            attn_mask=torch.ones(3, 2, 4, 5, dtype=torch.bool),
-        ),
-        ValueError,
-        r"attn_mask of shape \(3, 2, 4, 5\)",
-    ),
-    "float mask dtype": (
-        dict(
-            query=_r(4, 8),
-            key=_r(5, 8),
-            value=_r(5, 6),
-            attn_mask=torch.zeros(4, 5, dtype=torch.float64),
-        ),
-        TypeError,
-        r"attn_mask must be bool or have the query's dtype torch.float32, got torch.float64",
-    ),
-    "int mask": (
-        dict(
-            query=_r(4, 8),
-            key=_r(5, 8),
-            value=_r(5, 6),
-            attn_mask=torch.ones(4, 5, dtype=torch.int64),
-        ),
-        TypeError,
-        r"attn_mask must be bool .* got torch.int64",
-    ),
-    "int query": (
-        dict(query=torch.ones(4, 8, dtype=torch.int64), key=_r(5, 8), value=_r(5, 6)),
-        TypeError,
-        r"query must be a floating-point tensor, got dtype torch.int64",
-    ),
-    "int value": (
-        dict(query=_r(4, 8), key=_r(5, 8), value=torch.ones(5, 6, dtype=torch.int32)),
-        TypeError,
-        r"value must be a floating-point tensor, got dtype torch.int32",
-    ),
-    "mixed dtypes": (
-        dict(query=_r(4, 8), key=_r(5, 8).double(), value=_r(5, 6)),
-        TypeError,
-        r"share dtype and device: query is torch.float32 on cpu, key is torch.float64",
-    ),
-    "causal and mask": (
-        dict(
-            query=_r(4, 8),
-            key=_r(5, 8),
-            value=_r(5, 6),
-            is_causal=True,
-            attn_mask=torch.ones(4, 5, dtype=torch.bool),
-        ),
-        ValueError,
-        r"either attn_mask or is_causal",
-    ),
-    "gqa heads": (
-        dict(query=_r(2, 3, 4, 8), key=_r(2, 2, 5, 8), value=_r(2, 2, 5, 8), enable_gqa=True),
-        ValueError,
-        r"must divide query heads: query \(2, 3, 4, 8\) has H=3, key \(2, 2, 5, 8\) has Hkv=2",
-    ),
-    "gqa value heads": (
-        dict(query=_r(4, 4, 8), key=_r(2, 5, 8), value=_r(1, 5, 8), enable_gqa=True),
-        ValueError,
-        r"H=4, key \(2, 5, 8\) has Hkv=2, value \(1, 5, 8\)",
-    ),
-    "gqa no head dim": (
-        dict(query=_r(4, 8), key=_r(5, 8), value=_r(5, 8), enable_gqa=True),
-        ValueError,
-        r"enable_gqa needs a head dim.*query \(4, 8\)",
-    ),
-    "1-d query": (
-        dict(query=_r(8), key=_r(5, 8), value=_r(5, 6)),
-        ValueError,
-        r"query must have at least 2 dims .*\(8,\)",
-    ),
-    "not a tensor": (
-        dict(query=[[1.0]], key=_r(5, 1), value=_r(5, 6)),
-        TypeError,
-        r"query must be a torch.Tensor, got list",
-    ),
-    "batch with mask": (
-        dict(
-            query=_r(2, 4, 8),
-            key=_r(3, 5, 8),
-            value=_r(3, 5, 6),
-            attn_mask=torch.ones(4, 5, dtype=torch.bool),
-        ),
-        ValueError,
-        r"batch dims of query \(2, 4, 8\) and key \(3, 5, 8\) do not broadcast",
-    ),
-}
+    "E mismatch": ((2, 4, 8), (2, 5, 7), (2, 5, 6), {}, ValueError,
+                   re.escape("query (2, 4, 8) has E=8, key (2, 5, 7) has E=7")),
+    "S mismatch": ((2, 4, 8), (2, 5, 8), (2, 6, 6), {}, ValueError,
+                   re.escape("same length S: key (2, 5, 8), value (2, 6, 6)")),
+    "mask shape": ((2, 4, 8), (2, 5, 8), (2, 5, 6), dict(attn_mask=NO_KEY_4x6), ValueError,
+                   r"attn_mask of shape \(4, 6\) does not broadcast .* \(2, 4, 5\)"),
+    "mask more dims": ((2, 4, 8), (2, 5, 8), (2, 5, 6),
+                       dict(attn_mask=torch.ones(3, 2, 4, 5, dtype=torch.bool)), ValueError,
+                       r"attn_mask of shape \(3, 2, 4, 5\)"),
+    "float mask dtype": ((4, 8), (5, 8), (5, 6), dict(attn_mask=KEEP_4x5.double()), TypeError,
+                         r"attn_mask must be bool or have the query's dtype torch.float32, "
+                         r"got torch.float64"),
+    "int mask": ((4, 8), (5, 8), (5, 6), dict(attn_mask=KEEP_4x5.long()), TypeError,
+                 r"attn_mask must be bool .* got torch.int64"),
+    "int query": (INT64, (5, 8), (5, 6), {}, TypeError,
+                  r"query must be a floating-point tensor, got dtype torch.int64"),
+    "int value": ((4, 8), (5, 8), INT32, {}, TypeError,
+                  r"value must be a floating-point tensor, got dtype torch.int32"),
+    "mixed dtypes": ((4, 8), torch.randn(5, 8).double(), (5, 6), {}, TypeError,
+                     r"share dtype and device: query is torch.float32 on cpu, "
+                     r"key is torch.float64"),
+    "causal and mask": ((4, 8), (5, 8), (5, 6), dict(attn_mask=KEEP_4x5, is_causal=True),
+                        ValueError, r"either attn_mask or is_causal"),
+    "gqa heads": ((2, 3, 4, 8), (2, 2, 5, 8), (2, 2, 5, 8), dict(enable_gqa=True), ValueError,
+                  re.escape("query (2, 3, 4, 8) has H=3, key (2, 2, 5, 8) has Hkv=2")),
+    "gqa value heads": ((4, 4, 8), (2, 5, 8), (1, 5, 8), dict(enable_gqa=True), ValueError,
+                        re.escape("H=4, key (2, 5, 8) has Hkv=2, value (1, 5, 8)")),
+    "gqa no head dim": ((4, 8), (5, 8), (5, 8), dict(enable_gqa=True), ValueError,
+                        r"enable_gqa needs a head dim.*query \(4, 8\)"),
+    "1-d query": ((8,), (5, 8), (5, 6), {}, ValueError,
+                  r"query must have at least 2 dims .*\(8,\)"),
+    "not a tensor": ([[1.0]], (5, 1), (5, 6), {}, TypeError,
+                     r"query must be a torch.Tensor, got list"),
+    "batch with mask": ((2, 4, 8), (3, 5, 8), (3, 5, 6), dict(attn_mask=KEEP_4x5), ValueError,
+                        re.escape("batch dims of query (2, 4, 8) and key (3, 5, 8) do not")),
+}  # fmt: skip
+VALUE_ONLY = {"S mismatch", "int value", "gqa value heads"}  # attention_weights takes no value
 
 
 @pytest.mark.parametrize("case", list(ERRORS))
 def test_sdpa_errors_are_clear(case):
-    kwargs, exc, match = ERRORS[case]
+    query, key, value, kw, exc, match = ERRORS[case]
     with pytest.raises(exc, match=match):
-        sdpa(**kwargs)
+        sdpa(_t(query), _t(key), _t(value), **kw)
 
 
-@pytest.mark.parametrize("case", [c for c in ERRORS if "value" not in c and "S " not in c])
+@pytest.mark.parametrize("case", [c for c in ERRORS if c not in VALUE_ONLY])
 def test_attention_weights_errors_are_clear(case):
-    kwargs, exc, match = ERRORS[case]
-    kwargs = {n: t for n, t in kwargs.items() if n != "value"}
+    query, key, _, kw, exc, match = ERRORS[case]
     with pytest.raises(exc, match=match):
-        attention_weights(**kwargs)
+        attention_weights(_t(query), _t(key), **kw)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: without a mask, batch dims are not checked")
 def test_non_broadcasting_batch_dims_raise_clear_error_without_mask():
     with pytest.raises(ValueError, match="do not broadcast"):
-        sdpa(_r(2, 4, 8), _r(3, 5, 8), _r(3, 5, 6))
+        sdpa(torch.randn(2, 4, 8), torch.randn(3, 5, 8), torch.randn(3, 5, 6))
 
 
 # --- CUDA -----------------------------------------------------------------------------
@@ -534,3 +468,16 @@ def test_gradcheck_on_cuda():
     )
     mask = _grad_mask("bool").cuda()
     assert gradcheck(lambda q, k, v: sdpa(q, k, v, attn_mask=mask), (q, k, v))
+
+
+@pytest.mark.parametrize("p", [-0.5, 1.5])
+def test_dropout_p_out_of_range_raises(p):
+    q = torch.randn(2, 3, 4)
+    with pytest.raises(ValueError, match=r"dropout_p must be in \[0, 1\]"):
+        sdpa(q, q, q, dropout_p=p)
+
+
+def test_gqa_with_2d_value_names_the_shapes():
+    q, k = torch.randn(4, 3, 8), torch.randn(2, 5, 8)
+    with pytest.raises(ValueError, match=r"value \(5, 6\)"):
+        sdpa(q, k, torch.randn(5, 6), enable_gqa=True)

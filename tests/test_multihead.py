@@ -340,8 +340,17 @@ def test_bad_masks_raise():
         m(q, k, v, key_mask=torch.ones(2, 6, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"key mask must be \(B, S\), got shape \(5,\)"):
         m(q, k, v, key_mask=torch.ones(5, dtype=torch.bool))
-    with pytest.raises(ValueError, match="pass is_causal or masks, not both"):
-        m(q, k, v, key_mask=torch.ones(2, 5, dtype=torch.bool), is_causal=True)
+
+
+def test_is_causal_combines_with_key_mask():
+    m, q, k, v = _m(), torch.randn(2, 4, 8), torch.randn(2, 5, 3), torch.randn(2, 5, 5)
+    key_mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    expected_mask = causal_mask(4, 5) & key_mask[:, None, None, :]
+    out, w = m(q, k, v, key_mask=key_mask, is_causal=True, need_weights=True)
+    ref, w_ref = m(q, k, v, attn_mask=expected_mask, need_weights=True)
+    assert_close(out, ref)
+    assert_close(w, w_ref)
+    assert bool((w[~expected_mask.expand_as(w)] == 0).all())
 
 
 # --- CUDA -----------------------------------------------------------------------------
