@@ -100,17 +100,7 @@ def slider_figure(
     hides the others, so the interaction works in the static page (no kernel).
     ``frames`` is a list of ``(step label, traces)``.
     """
-    fig = go.Figure(layout=layout or {})
-    owner: list[int] = []
-    for k, (_, traces) in enumerate(frames):
-        for trace in traces:
-            trace.visible = k == active
-            fig.add_trace(trace)
-            owner.append(k)
-    steps = [
-        {"label": name, "method": "update", "args": [{"visible": [o == k for o in owner]}]}
-        for k, (name, _) in enumerate(frames)
-    ]
+    fig, steps = _frames_figure(frames, layout, active)
     fig.update_layout(
         sliders=[
             {
@@ -122,3 +112,59 @@ def slider_figure(
         ]
     )
     return fig
+
+
+def dropdown_figure(
+    frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]],
+    *,
+    label: str,
+    layout: dict | None = None,
+    active: int = 0,
+) -> go.Figure:
+    """Like :func:`slider_figure`, with a dropdown menu (for choices that have no order)."""
+    fig, steps = _frames_figure(frames, layout, active)
+    fig.update_layout(
+        updatemenus=[
+            {
+                "buttons": steps,
+                "active": active,
+                "direction": "down",
+                "x": 0.0,
+                "xanchor": "left",
+                "y": 1.15,
+                "yanchor": "top",
+            }
+        ],
+        annotations=[
+            {
+                "text": f"{label}:",
+                "x": 0.0,
+                "xref": "paper",
+                "xanchor": "right",
+                "y": 1.12,
+                "yref": "paper",
+                "showarrow": False,
+            }
+        ],
+    )
+    return fig
+
+
+def _frames_figure(
+    frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]], layout: dict | None, active: int
+) -> tuple[go.Figure, list[dict]]:
+    """All frames' traces in one figure, frame ``active`` visible; one step per frame."""
+    if not frames or not 0 <= active < len(frames):
+        raise ValueError(f"need at least one frame and 0 <= active < {len(frames)}")
+    fig = go.Figure(layout=layout or {})
+    owner: list[int] = []
+    for k, (_, traces) in enumerate(frames):
+        for trace in traces:
+            trace.visible = k == active
+            fig.add_trace(trace)
+            owner.append(k)
+    steps = [
+        {"label": name, "method": "restyle", "args": [{"visible": [o == k for o in owner]}]}
+        for k, (name, _) in enumerate(frames)
+    ]
+    return fig, steps

@@ -105,16 +105,20 @@ DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
     marks: gd.querySelectorAll(
         '.point, .trace path, .heatmaplayer image, .hm image, .surface').length,
 }))"""
-SLIDER_ENDS = """async (i) => {
-    const gd = [...document.querySelectorAll('.js-plotly-plot')]
-        .filter(g => (g.layout.sliders || []).length)[i];
-    const steps = gd.layout.sliders[0].steps, seen = [];
-    for (const step of [steps[0], steps[steps.length - 1]]) {
+CONTROL_ENDS = """async (i) => {
+    const steps = gd => [...(gd.layout.sliders || []).map(c => c.steps),
+                         ...(gd.layout.updatemenus || []).map(c => c.buttons)];
+    const controls = [...document.querySelectorAll('.js-plotly-plot')]
+        .flatMap(gd => steps(gd).map(s => [gd, s]));
+    const [gd, s] = controls[i], seen = [];
+    for (const step of [s[0], s[s.length - 1]]) {
         await Plotly[step.method](gd, ...step.args);
         seen.push(gd.querySelector('.main-svg').innerHTML);
     }
     return seen;
 }"""
+N_CONTROLS = """() => [...document.querySelectorAll('.js-plotly-plot')].reduce((n, gd) =>
+    n + (gd.layout.sliders || []).length + (gd.layout.updatemenus || []).length, 0)"""
 
 
 @pytest.mark.parametrize("page_path", toc_pages())
@@ -148,18 +152,14 @@ def test_every_figure_draws(site, browser, page_path):
 
 
 @pytest.mark.parametrize("page_path", CHAPTERS)
-def test_sliders_change_their_figure(site, browser, page_path):
-    """Every client-side slider really changes what its figure draws (first vs last step)."""
+def test_controls_change_their_figure(site, browser, page_path):
+    """Every client-side slider and dropdown changes what its figure draws (first vs last)."""
     page, errors, _ = open_page(browser, f"{site}/{page_path}")
     try:
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length")
-        n_sliders = page.evaluate(
-            "() => [...document.querySelectorAll('.js-plotly-plot')]"
-            ".filter(gd => (gd.layout.sliders || []).length).length"
-        )
-        for i in range(n_sliders):
-            first, last = page.evaluate(SLIDER_ENDS, i)
-            assert first != last, f"{page_path}: slider {i} does not change its figure"
+        for i in range(page.evaluate(N_CONTROLS)):
+            first, last = page.evaluate(CONTROL_ENDS, i)
+            assert first != last, f"{page_path}: control {i} does not change its figure"
         assert not errors, f"console errors on {page_path}: {errors}"
     finally:
         page.close()
