@@ -14,7 +14,14 @@ from .masks import (
     to_additive_mask,
 )
 from .multihead import MultiHeadAttention
-from .softmax import logsumexp, softmax
+from .softmax import (
+    log_softmax,
+    logsumexp,
+    online_logsumexp,
+    online_softmax,
+    softmax,
+    softmax_jacobian,
+)
 
 __all__ = [
     "MultiHeadAttention",
@@ -24,10 +31,14 @@ __all__ = [
     "combine_masks",
     "get_device",
     "key_mask_to_attn_mask",
+    "log_softmax",
     "logsumexp",
+    "online_logsumexp",
+    "online_softmax",
     "padding_mask",
     "scaled_dot_product_attention",
     "softmax",
+    "softmax_jacobian",
     "to_additive_mask",
 ]
 __version__ = "0.1.0"

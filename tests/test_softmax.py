@@ -8,7 +8,14 @@ from helpers import assert_close, dtypes, seeds, shapes_and_dims, temperatures, 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from course_lib import logsumexp, softmax
+from course_lib import (
+    log_softmax,
+    logsumexp,
+    online_logsumexp,
+    online_softmax,
+    softmax,
+    softmax_jacobian,
+)
 
 NEG_INF = float("-inf")
 logit_scales = st.sampled_from([1.0, 10.0])
@@ -197,3 +204,76 @@ def test_empty_dim_like_torch():
     x = torch.empty(3, 0)
     assert softmax(x).shape == (3, 0)
     torch.testing.assert_close(logsumexp(x), torch.logsumexp(x, -1))
+
+
+# --- log_softmax, Jacobian, online softmax ------------------------------------------
+
+
+@given(shapes_and_dims(), dtypes, temperatures, logit_scales, seeds)
+def test_log_softmax_matches_torch(shape_dim, dtype, temperature, scale, seed):
+    shape, dim = shape_dim
+    (x,) = tensors(seed, shape, dtype=dtype, scale=scale)
+    assert_close(log_softmax(x, dim, temperature), torch.log_softmax(x / temperature, dim=dim))
+
+
+def test_log_softmax_stays_finite_where_log_of_softmax_does_not():
+    x = torch.tensor([0.0, -200.0])
+    assert torch.isinf(softmax(x).log()[1])  # the naive route underflows to log(0)
+    assert_close(log_softmax(x), torch.tensor([0.0, -200.0]))
+
+
+@given(st.integers(1, 9), st.integers(0, 2), dtypes, temperatures, seeds)
+def test_softmax_jacobian_matches_autograd(n, batch_dims, dtype, temperature, seed):
+    shape = (2,) * batch_dims + (n,)
+    (x,) = tensors(seed, shape, dtype=torch.float64, scale=3.0)
+    J = softmax_jacobian(x.to(dtype), temperature)
+    assert J.shape == shape + (n,) and J.dtype == dtype
+    flat = x.reshape(-1, n)
+    expected = torch.stack(
+        [
+            torch.autograd.functional.jacobian(lambda z: torch.softmax(z / temperature, -1), row)
+            for row in flat
+        ]
+    ).reshape(shape + (n,))
+    assert_close(
+        J.double(), expected, **({} if dtype == torch.float64 else dict(atol=1e-5, rtol=1e-4))
+    )
+    assert_close(J.sum(-1), torch.zeros(shape, dtype=dtype))  # rows sum to 0
+
+
+def test_softmax_jacobian_vanishes_when_saturated():
+    J = softmax_jacobian(torch.tensor([100.0, 0.0, -5.0]))
+    assert J.abs().max() < 1e-40
+
+
+@given(shapes_and_dims(), dtypes, st.integers(1, 12), logit_scales, seeds)
+def test_online_softmax_equals_softmax(shape_dim, dtype, block, scale, seed):
+    shape, _ = shape_dim
+    (x,) = tensors(seed, shape, dtype=dtype, scale=scale * 10)
+    assert_close(online_softmax(x, block), torch.softmax(x, dim=-1))
+    m, l = online_logsumexp(x, block)
+    assert_close(m + l.log(), torch.logsumexp(x, dim=-1))
+    assert_close(m, x.amax(dim=-1))  # the running max ends as the true max
+
+
+def test_online_softmax_is_exact_in_float64_and_handles_masked_rows():
+    (x,) = tensors(3, (4, 50), dtype=torch.float64, scale=30.0)
+    x[1] = NEG_INF  # fully masked row
+    x[2, :17] = NEG_INF  # the first blocks see only -inf
+    for block in (1, 7, 16, 50, 64):
+        out = online_softmax(x, block)
+        assert not out.isnan().any()
+        assert_close(out, softmax(x), atol=1e-12, rtol=1e-12)
+        m, l = online_logsumexp(x, block)
+        assert m[1] == NEG_INF and l[1] == 0
+
+
+def test_online_softmax_gradcheck():
+    (x,) = tensors(4, (3, 11), dtype=torch.float64)
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: online_softmax(t, 4), (x,))
+
+
+def test_online_softmax_rejects_bad_block_size():
+    with pytest.raises(ValueError, match="block_size must be >= 1, got 0"):
+        online_softmax(torch.randn(3, 4), 0)
