@@ -6,6 +6,8 @@ device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
 from .device import get_device
+from .efficient import chunked_attention, tiled_attention
+from .kvcache import KVCache, decode_step, kv_cache_bytes
 from .masks import (
     causal_mask,
     combine_masks,
@@ -24,13 +26,17 @@ from .softmax import (
 )
 
 __all__ = [
+    "KVCache",
     "MultiHeadAttention",
     "attention_scores",
     "attention_weights",
     "causal_mask",
+    "chunked_attention",
     "combine_masks",
+    "decode_step",
     "get_device",
     "key_mask_to_attn_mask",
+    "kv_cache_bytes",
     "log_softmax",
     "logsumexp",
     "online_logsumexp",
@@ -39,6 +45,7 @@ __all__ = [
     "scaled_dot_product_attention",
     "softmax",
     "softmax_jacobian",
+    "tiled_attention",
     "to_additive_mask",
 ]
 __version__ = "0.1.0"
