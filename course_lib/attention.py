@@ -100,20 +100,29 @@ def attention_weights(
 def attention_scores(
     query: Tensor, key: Tensor, scale: float | None = None, enable_gqa: bool = False
 ) -> Tensor:
-    """Scaled scores ``q k^T * scale``: ``(..., L, S)``; with GQA ``(..., Hkv, G, L, S)``."""
+    """Scaled scores ``q k^T * scale``: ``(..., L, S)``; with GQA ``(..., Hkv, G, L, S)``.
+
+    With GQA the ``G`` query heads that share a key head are stacked along the query
+    length, ``(..., Hkv, G * L, E)``, and multiplied with that one key head: one matmul per
+    key head, and the shared keys are neither repeated nor broadcast (a broadcasting
+    matmul would copy them ``G`` times).
+    """
     scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
-    if enable_gqa:
-        query = _group_queries(query, key.size(-3))  # (..., Hkv, G, L, E)
-        key = key.unsqueeze(-3)  # (..., Hkv, 1, S, E): shared by the G heads, not copied
-    return (query @ key.transpose(-2, -1)) * scale
+    if not enable_gqa:
+        return (query @ key.transpose(-2, -1)) * scale  # (..., L, S)
+    hkv, L = key.size(-3), query.size(-2)
+    stacked = _group_queries(query, hkv).flatten(-3, -2)  # (..., Hkv, G * L, E)
+    scores = (stacked * scale) @ key.transpose(-2, -1)  # (..., Hkv, G * L, S)
+    return scores.unflatten(-2, (-1, L))  # (..., Hkv, G, L, S)
 
 
 def _weighted_sum(weights: Tensor, value: Tensor, enable_gqa: bool) -> Tensor:
     if not enable_gqa:
         return weights @ value  # (..., L, Ev)
-    hkv = value.size(-3)
-    grouped = weights.unflatten(-3, (hkv, -1))  # (..., Hkv, G, L, S)
-    return (grouped @ value.unsqueeze(-3)).flatten(-4, -3)  # (..., H, L, Ev)
+    hkv, L = value.size(-3), weights.size(-2)
+    stacked = weights.unflatten(-3, (hkv, -1)).flatten(-3, -2)  # (..., Hkv, G * L, S)
+    out = stacked @ value  # (..., Hkv, G * L, Ev): one matmul per shared value head
+    return out.unflatten(-2, (-1, L)).flatten(-4, -3)  # (..., H, L, Ev)
 
 
 def _group_queries(query: Tensor, hkv: int) -> Tensor:

@@ -1,0 +1,24 @@
+"""The ``course`` command: ``course bench ...`` (more subcommands are added as they are built)."""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "bench": ("course_lib.bench", "time and memory of the attention implementations vs torch"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: course COMMAND [ARGS]\n\ncommands:")
+        for name, (_, help_text) in COMMANDS.items():
+            print(f"  {name:<8}{help_text}")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module = __import__(COMMANDS[argv[0]][0], fromlist=["main"])
+    return module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
