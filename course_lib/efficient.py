@@ -193,13 +193,20 @@ def _empty_state(q: Tensor, v: Tensor, rows: int) -> tuple[Tensor, Tensor, Tenso
 
 
 def _online_update(m, l, acc, s, v_block):
-    """Fold one block of scores ``s`` (..., bq, bk) and its values into the running state."""
+    """Fold one block of scores ``s`` (..., bq, bk) and its values into the running state.
+
+    Without autograd the block's scores are turned into weights in place (``s`` is a
+    fresh tensor of this block): one ``bq x bk`` buffer per block instead of three.
+    """
     m_new = torch.maximum(m, s.amax(dim=-1))
     shift = torch.where(torch.isneginf(m_new), torch.zeros_like(m_new), m_new)
-    p = torch.exp(s - shift.unsqueeze(-1))  # (..., bq, bk)
     alpha = torch.exp(m - shift)  # e^{m - m'}; 0 while nothing was seen (m = -inf)
-    l = l * alpha + p.sum(dim=-1)
-    acc = acc * alpha.unsqueeze(-1) + p @ v_block  # (..., bq, Ev)
+    if torch.is_grad_enabled() and (s.requires_grad or v_block.requires_grad):
+        p = torch.exp(s - shift.unsqueeze(-1))  # (..., bq, bk)
+        return m_new, l * alpha + p.sum(dim=-1), acc * alpha.unsqueeze(-1) + p @ v_block
+    p = s.sub_(shift.unsqueeze(-1)).exp_()  # (..., bq, bk), in place
+    l = l.mul_(alpha).add_(p.sum(dim=-1))
+    acc = acc.mul_(alpha.unsqueeze(-1)).add_(p @ v_block)  # (..., bq, Ev)
     return m_new, l, acc
 
 
