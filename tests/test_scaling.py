@@ -54,8 +54,8 @@ def test_entropy_limits_and_zero_weights():
     )
     p = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
     assert entropy(p).item() == 0.0  # 0 log 0 = 0, not NaN
-    p = torch.tensor([[0.5, 0.5], [0.5, 0.5]], dtype=torch.float64)
-    assert_close(entropy(p, dim=0), torch.full((2,), math.log(2), dtype=torch.float64))
+    p = torch.tensor([[0.5, 1.0], [0.5, 0.0]], dtype=torch.float64)  # columns are distributions
+    assert_close(entropy(p, dim=0), torch.tensor([math.log(2), 0.0], dtype=torch.float64))
 
 
 def test_dot_product_variance_follows_d_k_and_scaling_restores_one():
