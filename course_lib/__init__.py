@@ -4,6 +4,7 @@ Every function here is taught in a chapter of the book (its docstring names whic
 device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 """
 
+from . import toy
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
 from .device import get_device
 from .efficient import chunked_attention, tiled_attention
@@ -16,6 +17,13 @@ from .masks import (
     to_additive_mask,
 )
 from .multihead import MultiHeadAttention
+from .scaling import (
+    SoftmaxResponse,
+    dot_product_variance,
+    entropy,
+    random_qkv,
+    softmax_response,
+)
 from .softmax import (
     log_softmax,
     logsumexp,
@@ -28,12 +36,15 @@ from .softmax import (
 __all__ = [
     "KVCache",
     "MultiHeadAttention",
+    "SoftmaxResponse",
     "attention_scores",
     "attention_weights",
     "causal_mask",
     "chunked_attention",
     "combine_masks",
     "decode_step",
+    "dot_product_variance",
+    "entropy",
     "get_device",
     "key_mask_to_attn_mask",
     "kv_cache_bytes",
@@ -42,10 +53,13 @@ __all__ = [
     "online_logsumexp",
     "online_softmax",
     "padding_mask",
+    "random_qkv",
     "scaled_dot_product_attention",
     "softmax",
     "softmax_jacobian",
+    "softmax_response",
     "tiled_attention",
     "to_additive_mask",
+    "toy",
 ]
 __version__ = "0.1.0"

@@ -277,3 +277,11 @@ def test_online_softmax_gradcheck():
 def test_online_softmax_rejects_bad_block_size():
     with pytest.raises(ValueError, match="block_size must be >= 1, got 0"):
         online_softmax(torch.randn(3, 4), 0)
+
+
+def test_softmax_jacobian_vanishes_at_one_hot_and_not_at_uniform():
+    saturated = torch.tensor([0.0, 1e6, 0.0], dtype=torch.float64)  # one-hot weights
+    assert torch.equal(softmax_jacobian(saturated), torch.zeros(3, 3, dtype=torch.float64))
+    uniform = torch.zeros(4, dtype=torch.float64)  # equal scores: uniform weights
+    expected = torch.eye(4, dtype=torch.float64) / 4 - 1 / 16
+    assert_close(softmax_jacobian(uniform), expected)
