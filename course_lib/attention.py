@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .masks import causal_mask
-from .softmax import softmax
+from .softmax import softmax, softmax_
 
 
 def scaled_dot_product_attention(
@@ -93,7 +93,9 @@ def attention_weights(
         attn_mask = causal_mask(L, S, device=query.device)
     if attn_mask is not None:
         scores = _apply_mask(scores, attn_mask, enable_gqa)
-    weights = softmax(scores, dim=-1)
+    needs_grad = torch.is_grad_enabled() and scores.requires_grad
+    # The scores are this function's own temporary: without autograd, normalise in place.
+    weights = softmax(scores, dim=-1) if needs_grad else softmax_(scores, dim=-1)
     return weights.flatten(-4, -3) if enable_gqa else weights
 
 
@@ -109,7 +111,7 @@ def attention_scores(
     """
     scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
     if not enable_gqa:
-        return (query @ key.transpose(-2, -1)) * scale  # (..., L, S)
+        return (query * scale) @ key.transpose(-2, -1)  # (..., L, S); scale L x E, not L x S
     hkv, L = key.size(-3), query.size(-2)
     stacked = _group_queries(query, hkv).flatten(-3, -2)  # (..., Hkv, G * L, E)
     scores = (stacked * scale) @ key.transpose(-2, -1)  # (..., Hkv, G * L, S)
@@ -134,9 +136,11 @@ def _apply_mask(scores: Tensor, attn_mask: Tensor, enable_gqa: bool) -> Tensor:
         # Broadcast the mask to the flat head layout (a view), then split the heads.
         full = scores.shape[:-4] + (scores.size(-4) * scores.size(-3),) + scores.shape[-2:]
         attn_mask = attn_mask.expand(full).unflatten(-3, scores.shape[-4:-2])
+    # ``scores`` is a fresh temporary (the matmul's output, which its backward does not
+    # need), so masking it in place is safe with and without autograd.
     if attn_mask.dtype == torch.bool:
-        return scores.masked_fill(~attn_mask, float("-inf"))
-    return scores + attn_mask
+        return scores.masked_fill_(~attn_mask, float("-inf"))
+    return scores.add_(attn_mask)
 
 
 def _check_inputs(

@@ -43,6 +43,20 @@ def softmax(x: Tensor, dim: int = -1, temperature: float = 1.0) -> Tensor:
     return e / torch.where(s > 0, s, torch.ones_like(s))
 
 
+def softmax_(x: Tensor, dim: int = -1) -> Tensor:
+    """In-place :func:`softmax` (temperature 1) for a temporary the caller owns; returns ``x``.
+
+    Used by the attention functions on their freshly computed scores when no gradient is
+    needed: the same arithmetic, without allocating three more ``L x S`` tensors.
+    """
+    _check_float(x, "softmax_")
+    if x.size(dim) == 0:
+        return x
+    e = x.sub_(_finite_max(x, dim)).exp_()
+    s = e.sum(dim=dim, keepdim=True)
+    return e.div_(torch.where(s > 0, s, torch.ones_like(s)))
+
+
 def logsumexp(x: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
     r"""Stable :math:`\log \sum_j e^{x_j} = m + \log \sum_j e^{x_j - m}` along ``dim``.
 
