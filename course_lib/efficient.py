@@ -41,8 +41,8 @@ def tiled_attention(
     scale: float | None = None,
     enable_gqa: bool = False,
     *,
-    block_q: int = 1024,
-    block_k: int = 512,
+    block_q: int = 512,
+    block_k: int = 256,
 ) -> Tensor:
     """FlashAttention's forward pass with an online softmax, block by block.
 
