@@ -14,10 +14,12 @@ from .masks import (
     to_additive_mask,
 )
 from .multihead import MultiHeadAttention
+from .rnn import Seq2SeqGRU, seq2seq_batch, sequence_accuracy, train_seq2seq
 from .softmax import logsumexp, softmax
 
 __all__ = [
     "MultiHeadAttention",
+    "Seq2SeqGRU",
     "attention_scores",
     "attention_weights",
     "causal_mask",
@@ -27,7 +29,10 @@ __all__ = [
     "logsumexp",
     "padding_mask",
     "scaled_dot_product_attention",
+    "seq2seq_batch",
+    "sequence_accuracy",
     "softmax",
     "to_additive_mask",
+    "train_seq2seq",
 ]
 __version__ = "0.1.0"
