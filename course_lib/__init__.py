@@ -14,7 +14,13 @@ from .masks import (
     to_additive_mask,
 )
 from .multihead import MultiHeadAttention
-from .rnn import Seq2SeqGRU, seq2seq_batch, sequence_accuracy, train_seq2seq
+from .rnn import (
+    Seq2SeqGRU,
+    context_sensitivity,
+    seq2seq_batch,
+    sequence_accuracy,
+    train_seq2seq,
+)
 from .softmax import logsumexp, softmax
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "attention_weights",
     "causal_mask",
     "combine_masks",
+    "context_sensitivity",
     "get_device",
     "key_mask_to_attn_mask",
     "logsumexp",

@@ -125,11 +125,16 @@ class Seq2SeqGRU(nn.Module):
 
     def forward_embedded(self, src_emb: Tensor, tgt: Tensor) -> Tensor:
         """:meth:`forward` from source embeddings ``(B, S, emb_dim)`` (for input gradients)."""
+        states, ctx = self.teacher_forced_states(src_emb, tgt)
+        return self.out(torch.cat([states, ctx], dim=-1))
+
+    def teacher_forced_states(self, src_emb: Tensor, tgt: Tensor) -> tuple[Tensor, Tensor]:
+        """Teacher-forced decoder states ``s_t`` and contexts ``c_t``, both ``(B, T, H)``."""
         enc, final = self.encode(src_emb)
         bos = torch.full_like(tgt[:, :1], BOS)
         dec_in = torch.cat([bos, tgt[:, :-1]], dim=1)  # (B, T): shifted right
         states, _ = self.decoder(self.tgt_embed(dec_in), final)  # (B, T, H)
-        return self.out(torch.cat([states, self.context(states, enc, final)], dim=-1))
+        return states, self.context(states, enc, final)
 
     @torch.no_grad()
     def greedy_decode(self, src: Tensor, length: int | None = None) -> tuple[Tensor, Tensor | None]:
@@ -168,10 +173,10 @@ def train_seq2seq(
 ) -> list[float]:
     """Train on ``task`` (see :func:`seq2seq_batch`) with teacher forcing and Adam.
 
-    Returns the training loss of every step.
-    Every step draws one length from ``lengths`` and a batch of that length (from a
-    generator seeded with ``seed``), so two models trained with the same ``seed`` see
-    exactly the same data. Gradients are clipped to norm 1.
+    Returns the training loss of every step. Every step draws one length from ``lengths``
+    and a batch of that length (from a generator seeded with ``seed``), so two models
+    trained with the same ``seed`` see exactly the same data. Gradients are clipped to
+    norm 1.
 
     Taught in: chapter "Why attention: the RNN bottleneck".
     """
@@ -196,6 +201,43 @@ def train_seq2seq(
         history.append(loss.item())
     model.eval()
     return history
+
+
+def context_sensitivity(
+    model: Seq2SeqGRU,
+    src: Tensor,
+    tgt: Tensor,
+    positions: Sequence[int] | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""How strongly the context at each output step depends on the token it must write.
+
+    For decoder step ``t`` and source position ``p_t`` (default ``p_t = t``, the copy
+    task), the root mean square over the batch of
+    :math:`\lVert \partial c_t / \partial e_{p_t} \rVert_F`, where ``c_t`` is the
+    context vector the output layer sees (teacher forcing) and ``e_{p_t}`` the embedding of
+    source token ``p_t``. Each Jacobian norm is estimated with one backward pass and a
+    Gaussian vector ``u`` per sequence: :math:`E\lVert J^\top u \rVert^2 = \lVert J
+    \rVert_F^2`, so the batch mean of the squares has no bias. ``generator`` (CPU) seeds
+    ``u``.
+
+    Returns:
+        ``(T,)``, in the dtype and on the device of the model.
+
+    Taught in: chapter "Why attention: the RNN bottleneck".
+    """
+    emb = model.src_embed(src).detach().requires_grad_(True)  # (B, S, emb_dim)
+    _, ctx = model.teacher_forced_states(emb, tgt)  # (B, T, H)
+    positions = range(tgt.size(1)) if positions is None else positions
+    out = []
+    for t, p in enumerate(positions):
+        u = torch.randn(ctx[:, t].shape, generator=generator, dtype=ctx.dtype)
+        (grad,) = torch.autograd.grad(
+            ctx[:, t], emb, grad_outputs=u.to(ctx.device), retain_graph=True
+        )
+        out.append(grad[:, p].pow(2).sum(-1).mean().sqrt())  # (B, emb_dim) -> ()
+    return torch.stack(out)
 
 
 def sequence_accuracy(pred: Tensor, target: Tensor) -> tuple[float, float]:

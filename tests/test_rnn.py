@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from helpers import assert_close
 from torch import nn
 
-from course_lib import Seq2SeqGRU, seq2seq_batch, sequence_accuracy, train_seq2seq
+from course_lib import (
+    Seq2SeqGRU,
+    context_sensitivity,
+    seq2seq_batch,
+    sequence_accuracy,
+    train_seq2seq,
+)
 from course_lib.rnn import BOS
 
 V, EMB, HID = 11, 8, 16
@@ -141,6 +147,8 @@ def test_device_and_dtype_are_kept(device, dtype):
     tokens, weights = model.greedy_decode(src)
     assert logits.device.type == tokens.device.type == weights.device.type == device.type
     assert logits.dtype == weights.dtype == dtype
+    sens = context_sensitivity(model, src, tgt)
+    assert sens.device.type == device.type and sens.dtype == dtype
 
 
 @pytest.mark.parametrize("attention", [False, True])
@@ -155,6 +163,26 @@ def test_gradients_reach_every_parameter_and_the_source(attention):
         if name == "src_embed.weight":
             continue  # bypassed by forward_embedded
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_context_sensitivity_estimates_the_exact_jacobian_norm(attention):
+    """One sequence repeated N times: the random-projection estimate converges to the exact
+    Frobenius norm of d c_t / d e_{p_t} (relative spread about sqrt(2 / N))."""
+    model = make_model(attention, seed=2).double()
+    src, tgt = batch(1, 5, seed=4)
+    positions = [4, 3, 2, 1, 0]  # the reversal task's alignment
+
+    def contexts(emb):
+        return model.teacher_forced_states(emb, tgt)[1][0]  # (T, H)
+
+    jac = torch.autograd.functional.jacobian(contexts, model.src_embed(src).detach())
+    exact = torch.stack([jac[t, :, 0, p].norm() for t, p in enumerate(positions)])
+    many = src.expand(4000, -1), tgt.expand(4000, -1)
+    g = torch.Generator().manual_seed(0)
+    estimate = context_sensitivity(model, *many, positions, generator=g)
+    assert estimate.shape == (5,) and estimate.dtype == torch.float64
+    torch.testing.assert_close(estimate, exact, rtol=0.1, atol=0)
 
 
 # --- training and accuracy ------------------------------------------------------------
