@@ -17,6 +17,13 @@ from .masks import (
     to_additive_mask,
 )
 from .multihead import MultiHeadAttention
+from .rnn import (
+    Seq2SeqGRU,
+    context_sensitivity,
+    seq2seq_batch,
+    sequence_accuracy,
+    train_seq2seq,
+)
 from .scaling import (
     SoftmaxResponse,
     dot_product_variance,
@@ -36,12 +43,14 @@ from .softmax import (
 __all__ = [
     "KVCache",
     "MultiHeadAttention",
+    "Seq2SeqGRU",
     "SoftmaxResponse",
     "attention_scores",
     "attention_weights",
     "causal_mask",
     "chunked_attention",
     "combine_masks",
+    "context_sensitivity",
     "decode_step",
     "dot_product_variance",
     "entropy",
@@ -55,11 +64,14 @@ __all__ = [
     "padding_mask",
     "random_qkv",
     "scaled_dot_product_attention",
+    "seq2seq_batch",
+    "sequence_accuracy",
     "softmax",
     "softmax_jacobian",
     "softmax_response",
     "tiled_attention",
     "to_additive_mask",
     "toy",
+    "train_seq2seq",
 ]
 __version__ = "0.1.0"
