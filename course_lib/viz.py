@@ -150,6 +150,84 @@ def dropdown_figure(
     return fig
 
 
+def dropdown_slider_figure(
+    groups: Sequence[tuple[str, Sequence[tuple[str, Sequence[go.BaseTraceType]]]]],
+    *,
+    dropdown_label: str,
+    slider_label: str,
+    layout: dict | None = None,
+    static: Sequence[Sequence[go.BaseTraceType]] | None = None,
+    active_group: int = 0,
+    active_steps: Sequence[int] | None = None,
+    slider_style: dict | None = None,
+) -> go.Figure:
+    """A dropdown that picks a group of frames and a slider over that group's frames.
+
+    Both controls work client-side in the static page. ``groups`` is a list of
+    ``(group label, frames)``, each ``frames`` a list of ``(step label, traces)`` as in
+    :func:`slider_figure`. ``static[g]`` (optional) are traces shown for every step of
+    group ``g`` (a reference curve, say). Choosing a group in the dropdown shows that
+    group's traces and swaps in its own slider (its steps may differ in number and label);
+    the slider then shows one of the group's frames. ``active_steps[g]`` is the step a
+    group opens at (default: its first). ``slider_style`` is merged into every slider
+    (``{"font": {"color": "rgba(0,0,0,0)"}}`` hides the step labels of a long slider; the
+    current step's label still shows above it).
+
+    Taught in: chapter "Beyond the quadratic wall" (tiling animation, KV-cache calculator).
+    """
+    if not groups or not 0 <= active_group < len(groups) or any(not f for _, f in groups):
+        raise ValueError("need at least one group, each with at least one frame")
+    static = static if static is not None else [[] for _ in groups]
+    steps_at = list(active_steps) if active_steps is not None else [0] * len(groups)
+    if len(static) != len(groups) or len(steps_at) != len(groups):
+        raise ValueError("static and active_steps need one entry per group")
+    fig = go.Figure(layout=layout or {})
+    owner: list[tuple[int, int | None]] = []  # (group, step), step None = static trace
+    for g, (_, frames) in enumerate(groups):
+        for trace in static[g]:
+            fig.add_trace(trace)
+            owner.append((g, None))
+        for k, (_, traces) in enumerate(frames):
+            for trace in traces:
+                fig.add_trace(trace)
+                owner.append((g, k))
+
+    def visible(g: int, k: int) -> list[bool]:
+        return [og == g and ok in (None, k) for og, ok in owner]
+
+    def slider(g: int) -> dict:
+        steps = [
+            {"label": name, "method": "restyle", "args": [{"visible": visible(g, k)}]}
+            for k, (name, _) in enumerate(groups[g][1])
+        ]
+        prefix = {"prefix": f"{slider_label}: "}
+        style = {"currentvalue": prefix, "pad": {"t": 50}} | (slider_style or {})
+        return {"active": steps_at[g], "steps": steps} | style
+
+    for trace, shown in zip(fig.data, visible(active_group, steps_at[active_group]), strict=True):
+        trace.visible = shown
+    buttons = [
+        {"label": name, "method": "update",
+         "args": [{"visible": visible(g, steps_at[g])}, {"sliders": [slider(g)]}]}
+        for g, (name, _) in enumerate(groups)
+    ]  # fmt: skip
+    fig.update_layout(sliders=[slider(active_group)])
+    _add_dropdown(fig, buttons, dropdown_label, active_group)
+    return fig
+
+
+def _add_dropdown(fig: go.Figure, buttons: list[dict], label: str, active: int) -> None:
+    fig.update_layout(
+        updatemenus=[
+            {"buttons": buttons, "active": active, "direction": "down",
+             "x": 0.0, "xanchor": "left", "y": 1.15, "yanchor": "top"}
+        ],
+        annotations=list(fig.layout.annotations or [])
+        + [{"text": f"{label}:", "x": 0.0, "xref": "paper", "xanchor": "right",
+            "y": 1.12, "yref": "paper", "showarrow": False}],
+    )  # fmt: skip
+
+
 def _frames_figure(
     frames: Sequence[tuple[str, Sequence[go.BaseTraceType]]], layout: dict | None, active: int
 ) -> tuple[go.Figure, list[dict]]:

@@ -1,0 +1,81 @@
+"""course_lib.viz.dropdown_slider_figure: which traces each control shows, client-side."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import pytest
+
+from course_lib.viz import dropdown_slider_figure
+
+
+def _bar(name: str) -> go.Bar:
+    return go.Bar(x=[0], y=[1], name=name)
+
+
+def _figure(**kw) -> go.Figure:
+    groups = [
+        ("a", [("a0", [_bar("a0")]), ("a1", [_bar("a1"), _bar("a1b")])]),
+        ("b", [("b0", [_bar("b0")]), ("b1", [_bar("b1")]), ("b2", [_bar("b2")])]),
+    ]
+    static = [[_bar("a-static")], [_bar("b-static")]]
+    return dropdown_slider_figure(
+        groups, dropdown_label="group", slider_label="step", static=static, **kw
+    )
+
+
+def _shown(fig: go.Figure, visible: list[bool]) -> set[str]:
+    return {t.name for t, v in zip(fig.data, visible, strict=True) if v}
+
+
+def test_initial_state_shows_the_active_group_and_step():
+    fig = _figure(active_group=1, active_steps=[0, 2])
+    assert {t.name for t in fig.data if t.visible} == {"b-static", "b2"}
+    assert [s["label"] for s in fig.layout.sliders[0].steps] == ["b0", "b1", "b2"]
+    assert fig.layout.sliders[0].active == 2 and fig.layout.updatemenus[0].active == 1
+
+
+def test_each_slider_step_shows_one_frame_of_its_group_and_the_static_traces():
+    fig = _figure()
+    steps = fig.layout.sliders[0].steps
+    assert _shown(fig, steps[0].args[0]["visible"]) == {"a-static", "a0"}
+    assert _shown(fig, steps[1].args[0]["visible"]) == {"a-static", "a1", "a1b"}
+
+
+def test_dropdown_swaps_in_the_chosen_groups_slider():
+    fig = _figure(active_steps=[1, 2])
+    data, layout = fig.layout.updatemenus[0].buttons[1].args
+    assert _shown(fig, data["visible"]) == {"b-static", "b2"}
+    (slider,) = layout["sliders"]
+    assert slider["active"] == 2 and [s["label"] for s in slider["steps"]] == ["b0", "b1", "b2"]
+    assert _shown(fig, slider["steps"][0]["args"][0]["visible"]) == {"b-static", "b0"}
+    data, layout = fig.layout.updatemenus[0].buttons[0].args
+    assert _shown(fig, data["visible"]) == {"a-static", "a1", "a1b"}
+
+
+def test_layout_annotations_are_kept():
+    fig = dropdown_slider_figure(
+        [("a", [("0", [_bar("x")])])],
+        dropdown_label="g",
+        slider_label="s",
+        layout={"annotations": [{"text": "title"}]},
+    )
+    assert [a.text for a in fig.layout.annotations] == ["title", "g:"]
+
+
+@pytest.mark.parametrize(
+    "groups, kw",
+    [([], {}), ([("a", [])], {}), ([("a", [("0", [])])], {"active_group": 1}),
+     ([("a", [("0", [])])], {"active_steps": [0, 0]})],
+)  # fmt: skip
+def test_bad_arguments_raise(groups, kw):
+    with pytest.raises(ValueError):
+        dropdown_slider_figure(groups, dropdown_label="g", slider_label="s", **kw)
+
+
+def test_slider_style_reaches_every_slider_the_dropdown_swaps_in():
+    hidden = {"font": {"color": "rgba(0,0,0,0)"}}
+    fig = _figure(slider_style=hidden)
+    assert fig.layout.sliders[0].font.color == "rgba(0,0,0,0)"
+    for button in fig.layout.updatemenus[0].buttons:
+        (slider,) = button.args[1]["sliders"]
+        assert slider["font"] == hidden["font"] and slider["currentvalue"]["prefix"] == "step: "
