@@ -121,32 +121,13 @@ def dropdown_figure(
     layout: dict | None = None,
     active: int = 0,
 ) -> go.Figure:
-    """Like :func:`slider_figure`, with a dropdown menu (for choices that have no order)."""
+    """Like :func:`slider_figure`, with a dropdown menu (for choices that have no order).
+
+    Annotations already in ``layout`` (subplot titles, say) are kept; the menu's label is
+    added to them.
+    """
     fig, steps = _frames_figure(frames, layout, active)
-    fig.update_layout(
-        updatemenus=[
-            {
-                "buttons": steps,
-                "active": active,
-                "direction": "down",
-                "x": 0.0,
-                "xanchor": "left",
-                "y": 1.15,
-                "yanchor": "top",
-            }
-        ],
-        annotations=[
-            {
-                "text": f"{label}:",
-                "x": 0.0,
-                "xref": "paper",
-                "xanchor": "right",
-                "y": 1.12,
-                "yref": "paper",
-                "showarrow": False,
-            }
-        ],
-    )
+    _add_dropdown(fig, steps, label, active)
     return fig
 
 
@@ -170,8 +151,9 @@ def dropdown_slider_figure(
     group's traces and swaps in its own slider (its steps may differ in number and label);
     the slider then shows one of the group's frames. ``active_steps[g]`` is the step a
     group opens at (default: its first). ``slider_style`` is merged into every slider
-    (``{"font": {"color": "rgba(0,0,0,0)"}}`` hides the step labels of a long slider; the
-    current step's label still shows above it).
+    (one level deep: ``{"font": {"color": "rgba(0,0,0,0)"}, "currentvalue": {"font":
+    {"color": "#444"}}}`` hides the step labels of a long slider and keeps the current
+    step's label, shown above it, readable).
 
     Taught in: chapter "Beyond the quadratic wall" (tiling animation, KV-cache calculator).
     """
@@ -201,7 +183,10 @@ def dropdown_slider_figure(
             for k, (name, _) in enumerate(groups[g][1])
         ]
         prefix = {"prefix": f"{slider_label}: "}
-        style = {"currentvalue": prefix, "pad": {"t": 50}} | (slider_style or {})
+        style = {"currentvalue": prefix, "pad": {"t": 50}}
+        for key, value in (slider_style or {}).items():  # dicts merge one level deep
+            both = isinstance(value, dict) and isinstance(style.get(key), dict)
+            style[key] = style[key] | value if both else value
         return {"active": steps_at[g], "steps": steps} | style
 
     for trace, shown in zip(fig.data, visible(active_group, steps_at[active_group]), strict=True):

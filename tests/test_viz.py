@@ -73,9 +73,25 @@ def test_bad_arguments_raise(groups, kw):
 
 
 def test_slider_style_reaches_every_slider_the_dropdown_swaps_in():
-    hidden = {"font": {"color": "rgba(0,0,0,0)"}}
+    hidden = {"font": {"color": "rgba(0,0,0,0)"}, "currentvalue": {"font": {"color": "#444"}}}
     fig = _figure(slider_style=hidden)
     assert fig.layout.sliders[0].font.color == "rgba(0,0,0,0)"
     for button in fig.layout.updatemenus[0].buttons:
         (slider,) = button.args[1]["sliders"]
-        assert slider["font"] == hidden["font"] and slider["currentvalue"]["prefix"] == "step: "
+        assert slider["font"] == hidden["font"]
+        assert slider["currentvalue"] == {"prefix": "step: ", "font": {"color": "#444"}}
+
+
+def test_dropdown_figure_keeps_subplot_titles():
+    from plotly.subplots import make_subplots
+
+    from course_lib.viz import dropdown_figure
+
+    layout = make_subplots(rows=1, cols=2, subplot_titles=("left", "right")).layout
+    fig = dropdown_figure(
+        [("a", [_bar("a")]), ("b", [_bar("b")])], label="menu", layout=layout.to_plotly_json()
+    )
+    assert [a.text for a in fig.layout.annotations] == ["left", "right", "menu:"]
+    menu_label = fig.layout.annotations[-1]
+    assert menu_label.y == 1.12 and menu_label.xanchor == "right" and menu_label.font.size is None
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["a", "b"]
