@@ -95,3 +95,48 @@ def test_dropdown_figure_keeps_subplot_titles():
     menu_label = fig.layout.annotations[-1]
     assert menu_label.y == 1.12 and menu_label.xanchor == "right" and menu_label.font.size is None
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["a", "b"]
+
+
+# --- dropdown_slider_data_figure -------------------------------------------------------
+
+
+def _line(ys, name="line"):
+    return go.Scatter(x=list(range(len(ys))), y=ys, name=name, line={"color": "red"})
+
+
+def _data_figure(**kw):
+    from course_lib.viz import dropdown_slider_data_figure
+
+    groups = [
+        ("a", [("a0", [go.Heatmap(z=[[0, 1]]), _line([1, 2])]),
+               ("a1", [go.Heatmap(z=[[1, 1]]), _line([1, 2, 3])])]),
+        ("b", [("b0", [go.Heatmap(z=[[2, 2]]), _line([5], name="other")])]),
+    ]  # fmt: skip
+    return dropdown_slider_data_figure(groups, dropdown_label="g", slider_label="s", **kw)
+
+
+def test_data_figure_holds_one_set_of_traces_and_restyles_what_changes():
+    fig = _data_figure(active_steps=[1, 0])
+    assert [t.type for t in fig.data] == ["heatmap", "scatter"]
+    assert list(map(list, fig.data[0].z)) == [[1, 1]] and fig.data[1].y == (1, 2, 3)
+    a0, a1 = (step.args[0] for step in fig.layout.sliders[0].steps)
+    assert set(a0) == {"x", "y", "z", "name"}  # the colour never changes: not restyled
+    assert a0["z"] == [[[0, 1]], None] and a0["y"] == [None, [1, 2]]
+    assert a1["y"] == [None, [1, 2, 3]] and a0["name"] == [None, "line"]
+
+
+def test_data_figure_dropdown_sets_the_groups_data_and_slider():
+    fig = _data_figure()
+    data, layout = fig.layout.updatemenus[0].buttons[1].args
+    assert data["z"] == [[[2, 2]], None] and data["name"] == [None, "other"]
+    (slider,) = layout["sliders"]
+    assert [s["label"] for s in slider["steps"]] == ["b0"]
+    assert slider["currentvalue"]["prefix"] == "s: "
+
+
+def test_data_figure_rejects_frames_with_different_traces():
+    from course_lib.viz import dropdown_slider_data_figure
+
+    groups = [("a", [("0", [_line([1])]), ("1", [go.Bar(y=[1])])])]
+    with pytest.raises(ValueError, match="same traces"):
+        dropdown_slider_data_figure(groups, dropdown_label="g", slider_label="s")
