@@ -138,9 +138,8 @@ def test_every_figure_draws(site, browser, page_path):
     assert n >= 1, f"{page_path} has no interactive figure (the chapter standard asks for one)"
     page, errors, _ = open_page(browser, f"{site}/{page_path}")
     try:
-        # Every figure has several .main-svg layers: wait for n figures that each have one.
-        page.wait_for_function(
-            f"[...document.querySelectorAll('.js-plotly-plot')]"
+        page.wait_for_function(  # n figures drawn (each figure has several .main-svg)
+            "[...document.querySelectorAll('.js-plotly-plot')]"
             f".filter(gd => gd.querySelector('.main-svg')).length >= {n}",
             timeout=20_000,
         )
