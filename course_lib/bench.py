@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {"machine": info, "records": [asdict(r) for r in records],
                    "targets": [dict(zip(("name", "value", "limit", "met"), t, strict=True))
                                for t in targets(records)]}  # fmt: skip
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=1))
     return 0
 
