@@ -89,6 +89,23 @@ def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 """
 
 
+WRONG = ROOT / "tests" / "wrong"
+
+
+def wrong_solutions() -> list[tuple[str, Path]]:
+    """The catalogue of realistic wrong answers: tests/wrong/<assignment>/<name>.py."""
+    return sorted((p.parent.name, p) for p in WRONG.glob("*/*.py"))
+
+
+def parse_wrong(path: Path) -> tuple[str, set[str], str]:
+    """``# cell: GRADE_ID`` and ``# loses: TEST_ID ...`` header lines, then the cell source."""
+    lines = path.read_text().splitlines()
+    cell = lines[0].removeprefix("# cell:").strip()
+    loses = set(lines[1].removeprefix("# loses:").split())
+    assert lines[0].startswith("# cell:") and lines[1].startswith("# loses:") and loses, path
+    return cell, loses, "\n".join(lines[2:]) + "\n"
+
+
 @pytest.fixture(scope="module")
 def softmax_grades(course) -> dict[str, dict[str, float]]:
     source = read(course / "solutions" / "softmax" / "softmax.ipynb")
@@ -99,6 +116,10 @@ def softmax_grades(course) -> dict[str, dict[str, float]]:
         "no_max_subtraction": replace_cell(release, "softmax", NAIVE_SOFTMAX),
         "warns_on_stderr": replace_cell(release, "softmax", WARNING_SOFTMAX),
     }
+    for assignment, path in wrong_solutions():
+        if assignment == "softmax":
+            cell, _, answer = parse_wrong(path)
+            students[f"wrong_{path.stem}"] = replace_cell(release, cell, answer)
     for student, nb in students.items():
         submit(course, "softmax", student, nb)
     nbgrader(course, "autograde", "softmax", "--force")
@@ -136,3 +157,25 @@ def test_warning_on_stderr_keeps_full_marks(course, softmax_grades):
         "--IgnorePattern.enabled=False",
     )
     assert scores(course, "softmax", "warns_on_stderr") != max_points(course, "softmax")
+
+
+@pytest.mark.parametrize(
+    "assignment,path", wrong_solutions(), ids=[f"{a}/{p.stem}" for a, p in wrong_solutions()]
+)
+def test_each_wrong_solution_loses_exactly_the_points_meant_to_catch_it(
+    course, softmax_grades, assignment, path
+):
+    """Every hidden test catches a real mistake, and no test gives points to a wrong answer."""
+    _, loses, _ = parse_wrong(path)
+    got = softmax_grades[f"wrong_{path.stem}"]
+    full = max_points(course, assignment)
+    assert loses <= set(full), f"{path.name} names unknown test cells {loses - set(full)}"
+    lost = {cell for cell, score in got.items() if score < full[cell]}
+    assert lost == loses, f"{path.name}: lost points in {sorted(lost)}, expected {sorted(loses)}"
+    assert all(got[c] == full[c] for c in set(full) - loses)
+
+
+def test_every_assignment_has_a_catalogue_of_at_least_five_wrong_solutions():
+    for assignment in ASSIGNMENTS:
+        n = sum(1 for a, _ in wrong_solutions() if a == assignment)
+        assert n >= 5, f"tests/wrong/{assignment}/ has {n} wrong solutions, at least 5 needed"
