@@ -99,7 +99,8 @@ def figures_in(page_path: str) -> int:
     return (HTML / page_path).read_text().count("Plotly.newPlot(")
 
 
-CHAPTERS = toc_pages()[1:]  # every page but the root (intro)
+# Chapters: every page but the root (intro) and the assignment pages (no figures there).
+CHAPTERS = [p for p in toc_pages()[1:] if not p.startswith("book/assignments/")]
 DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
     traces: (gd._fullData || []).length,
     marks: gd.querySelectorAll(
