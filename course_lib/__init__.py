@@ -4,7 +4,7 @@ Every function here is taught in a chapter of the book (its docstring names whic
 device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 """
 
-from . import toy
+from . import cross, toy
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
 from .device import get_device
 from .efficient import chunked_attention, tiled_attention
@@ -51,6 +51,7 @@ __all__ = [
     "chunked_attention",
     "combine_masks",
     "context_sensitivity",
+    "cross",
     "decode_step",
     "dot_product_variance",
     "entropy",
