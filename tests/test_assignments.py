@@ -2,9 +2,10 @@
 
 For every assignment in solutions/: the committed release equals a fresh
 `nbgrader generate_assignment`, carries no solution or hidden test, and has no outputs.
-For the softmax assignment: autograding the reference gives full marks, the untouched
-release gives 0, a known-wrong answer loses exactly the points that should catch it, and
-a correct answer that prints a warning on stderr keeps full marks.
+For every assignment, graded by real `nbgrader autograde`: the reference gets full marks,
+the untouched release 0 on every graded cell, and every answer in its catalogue of wrong
+solutions (tests/wrong/<assignment>/*.py) loses exactly the points meant to catch it. For
+softmax also: a correct answer that prints a warning on stderr keeps full marks.
 """
 
 from __future__ import annotations
@@ -75,10 +76,6 @@ def test_notebooks_have_no_outputs(folder, assignment):
             )
 
 
-NAIVE_SOFTMAX = """def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    e = torch.exp(x)
-    return e / e.sum(dim=dim, keepdim=True)
-"""
 WARNING_SOFTMAX = """import warnings
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -106,45 +103,45 @@ def parse_wrong(path: Path) -> tuple[str, set[str], str]:
     return cell, loses, "\n".join(lines[2:]) + "\n"
 
 
+# Extra submissions for one assignment: student id -> (solution cell, answer).
+EXTRA = {"softmax": {"warns_on_stderr": ("softmax", WARNING_SOFTMAX)}}
+
+
 @pytest.fixture(scope="module")
-def softmax_grades(course) -> dict[str, dict[str, float]]:
-    source = read(course / "solutions" / "softmax" / "softmax.ipynb")
-    release = read(course / "assignments" / "softmax" / "softmax.ipynb")
-    students = {
-        "reference": source,
-        "untouched": release,
-        "no_max_subtraction": replace_cell(release, "softmax", NAIVE_SOFTMAX),
-        "warns_on_stderr": replace_cell(release, "softmax", WARNING_SOFTMAX),
-    }
-    for assignment, path in wrong_solutions():
-        if assignment == "softmax":
-            cell, _, answer = parse_wrong(path)
-            students[f"wrong_{path.stem}"] = replace_cell(release, cell, answer)
-    for student, nb in students.items():
-        submit(course, "softmax", student, nb)
-    nbgrader(course, "autograde", "softmax", "--force")
-    return {s: scores(course, "softmax", s) for s in students}
+def grades(course) -> dict[str, dict[str, dict[str, float]]]:
+    """Real `nbgrader autograde` of every assignment's reference, untouched release, every
+    wrong answer of its catalogue and its extras: assignment -> student -> cell -> points."""
+    out = {}
+    for assignment in ASSIGNMENTS:
+        source = read(course / "solutions" / assignment / f"{assignment}.ipynb")
+        release = read(course / "assignments" / assignment / f"{assignment}.ipynb")
+        students = {"reference": source, "untouched": release}
+        for a, path in wrong_solutions():
+            if a == assignment:
+                cell, _, answer = parse_wrong(path)
+                students[f"wrong_{path.stem}"] = replace_cell(release, cell, answer)
+        for student, (cell, answer) in EXTRA.get(assignment, {}).items():
+            students[student] = replace_cell(release, cell, answer)
+        for student, nb in students.items():
+            submit(course, assignment, student, nb)
+        nbgrader(course, "autograde", assignment, "--force")
+        out[assignment] = {s: scores(course, assignment, s) for s in students}
+    return out
 
 
-def test_reference_solution_gets_full_marks(course, softmax_grades):
-    assert softmax_grades["reference"] == max_points(course, "softmax")
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_reference_solution_gets_full_marks(course, grades, assignment):
+    assert grades[assignment]["reference"] == max_points(course, assignment)
 
 
-def test_untouched_release_scores_zero(softmax_grades):
-    assert set(softmax_grades["untouched"].values()) == {0.0}
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_scores_zero_on_every_graded_cell(course, grades, assignment):
+    got = grades[assignment]["untouched"]
+    assert set(got) == set(max_points(course, assignment)) and set(got.values()) == {0.0}
 
 
-def test_softmax_without_max_subtraction_loses_only_stability(course, softmax_grades):
-    full = max_points(course, "softmax")
-    got = softmax_grades["no_max_subtraction"]
-    assert got["test_softmax_stable"] == 0.0
-    assert {k: v for k, v in got.items() if k != "test_softmax_stable"} == {
-        k: v for k, v in full.items() if k != "test_softmax_stable"
-    }
-
-
-def test_warning_on_stderr_keeps_full_marks(course, softmax_grades):
-    assert softmax_grades["warns_on_stderr"] == max_points(course, "softmax")
+def test_warning_on_stderr_keeps_full_marks(course, grades):
+    assert grades["softmax"]["warns_on_stderr"] == max_points(course, "softmax")
     # The same submission graded without the IgnorePattern rule loses points, so the
     # rule (not luck) is what keeps the marks.
     nbgrader(
@@ -163,11 +160,11 @@ def test_warning_on_stderr_keeps_full_marks(course, softmax_grades):
     "assignment,path", wrong_solutions(), ids=[f"{a}/{p.stem}" for a, p in wrong_solutions()]
 )
 def test_each_wrong_solution_loses_exactly_the_points_meant_to_catch_it(
-    course, softmax_grades, assignment, path
+    course, grades, assignment, path
 ):
     """Every hidden test catches a real mistake, and no test gives points to a wrong answer."""
     _, loses, _ = parse_wrong(path)
-    got = softmax_grades[f"wrong_{path.stem}"]
+    got = grades[assignment][f"wrong_{path.stem}"]
     full = max_points(course, assignment)
     assert loses <= set(full), f"{path.name} names unknown test cells {loses - set(full)}"
     lost = {cell for cell, score in got.items() if score < full[cell]}
