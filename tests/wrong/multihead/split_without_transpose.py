@@ -1,0 +1,20 @@
+# cell: multihead
+# loses: test_split_merge test_head_order test_mha_matches_torch test_mha_mask test_mha_properties test_mha_implemented
+# Splits by reshaping (B, T, d_model) straight into (B, H, T, E).
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    batch, length, d_model = x.shape
+    if d_model % num_heads != 0:
+        raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+    return x.reshape(batch, num_heads, length, d_model // num_heads)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    batch, heads, length, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
+
+
+def multi_head_attention(query, key, value, w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o, num_heads, attn_mask=None):
+    q = split_heads(query @ w_q.T + b_q, num_heads)
+    k = split_heads(key @ w_k.T + b_k, num_heads)
+    v = split_heads(value @ w_v.T + b_v, num_heads)
+    return merge_heads(attention(q, k, v, attn_mask)) @ w_o.T + b_o
