@@ -118,8 +118,10 @@ def grades(course) -> dict[str, dict[str, dict[str, float]]]:
         students = {"reference": source, "untouched": release}
         for a, path in wrong_solutions():
             if a == assignment:
+                # The reference with one cell wrong: in an assignment of several functions
+                # the others stay solved, so only the tests of the wrong one lose points.
                 cell, _, answer = parse_wrong(path)
-                students[f"wrong_{path.stem}"] = replace_cell(release, cell, answer)
+                students[f"wrong_{path.stem}"] = replace_cell(source, cell, answer)
         for student, (cell, answer) in EXTRA.get(assignment, {}).items():
             students[student] = replace_cell(release, cell, answer)
         for student, nb in students.items():
