@@ -178,3 +178,39 @@ def test_every_assignment_has_a_catalogue_of_at_least_five_wrong_solutions():
     for assignment in ASSIGNMENTS:
         n = sum(1 for a, _ in wrong_solutions() if a == assignment)
         assert n >= 5, f"tests/wrong/{assignment}/ has {n} wrong solutions, at least 5 needed"
+
+
+def test_assignment_card_reads_release_and_links_only_when_configured(tmp_path):
+    """The book's assignment table comes from the release; launch links need a repository."""
+    import shutil
+
+    from course_lib.assignments import assignment_card, graded_cells, launch_links
+
+    root = Path(__file__).resolve().parents[1]
+    cells = graded_cells(root / "assignments" / "softmax" / "softmax.ipynb")
+    assert cells and all(c.points > 0 and c.grade_id.startswith("test_") for c in cells)
+    card, total = assignment_card("softmax", root)
+    assert total == sum(c.points for c in cells)
+    assert all(f"`{c.grade_id}`" in card for c in cells) and "Open it in" not in card
+    assert launch_links("softmax", root) == {}  # the committed config names no repository
+
+    (tmp_path / "assignments" / "softmax").mkdir(parents=True)
+    shutil.copy(
+        root / "assignments" / "softmax" / "softmax.ipynb", tmp_path / "assignments" / "softmax"
+    )
+    (tmp_path / "_config.yml").write_text(
+        "repository: {url: 'https://github.com/org/course', branch: dev}\n"
+        "launch_buttons: {colab_url: 'https://colab.research.google.com', "
+        "jupyterhub_url: 'https://hub.example.edu/'}\n"
+    )
+    links = launch_links("softmax", tmp_path)
+    assert links["Colab"] == (
+        "https://colab.research.google.com/github/org/course/blob/dev/assignments/softmax/softmax.ipynb"
+    )
+    assert links["JupyterHub"].startswith(
+        "https://hub.example.edu/hub/user-redirect/git-pull?repo="
+    )
+    assert (
+        "urlpath=lab%2Ftree%2Fcourse%2Fassignments%2Fsoftmax%2Fsoftmax.ipynb" in links["JupyterHub"]
+    )
+    assert "[Colab](" in assignment_card("softmax", tmp_path)[0]
