@@ -6,6 +6,7 @@ import sys
 
 COMMANDS = {
     "bench": ("course_lib.bench", "time and memory of the attention implementations vs torch"),
+    "grade": ("course_lib.grading.grade", "autograde an assignment: sandboxed, parallel, report"),
 }
 
 

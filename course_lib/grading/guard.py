@@ -1,0 +1,192 @@
+"""The grading kernel: an IPython kernel that keeps the tests' tools honest.
+
+Runs *inside* the sandbox (``python -m course_lib.grading.guard -f CONNECTION_FILE``).
+Before any student code, it applies the resource limits and snapshots the objects a test
+relies on: the builtins, ``math``, ``torch`` (incl. ``torch.testing``,
+``torch.nn.functional`` and the ``Tensor`` methods), ``numpy`` and ``numpy.testing``,
+``sys.modules`` entries of those, ``sys.excepthook``, and the IPython shell's input/AST
+transformers, event callbacks, traceback and exception handlers (instance and class
+attributes). Around **every cell** it compares with the snapshot and puts back what
+changed:
+
+* a change found *before* a cell (made by an earlier cell) is undone, so the cell runs
+  with the real functions - a wrong answer that patched ``torch.allclose`` fails the test;
+* a change made *during* a cell turns that cell into an error
+  (``GradingIntegrityError``), so a function that patches the tools when called scores 0.
+
+Every finding is reported to the grader in the ``course_guard`` field of the execute
+reply; a reply without that field means the kernel itself was tampered with, and the
+grader fails the cell (see :mod:`course_lib.grading.execute`).
+
+This is defence in depth, not a proof: student code shares the process with the tests,
+so code written against this module could still get around it. What cannot be got
+around is the sandbox (:mod:`course_lib.grading.sandbox`): the submission cannot read or
+write anything but its own throwaway folder, so it can only ever misreport its own score,
+and every trick above is flagged for the instructor.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import sys
+
+WATCHED_MODULES = (
+    "builtins",
+    "math",
+    "torch",
+    "torch.testing",
+    "torch.nn.functional",
+    "numpy",
+    "numpy.testing",
+)
+# Shell attributes holding an object (compared by identity) and lists (compared by content).
+SHELL_OBJECTS = ("custom_exceptions", "CustomTB", "InteractiveTB", "SyntaxTB", "displayhook")
+SHELL_LISTS = (
+    "input_transformers_cleanup",
+    "input_transformers_post",
+    "ast_transformers",
+    "input_transformer_manager.line_transforms",
+    "input_transformer_manager.token_transformers",
+)
+_MISSING = object()
+
+
+def _get(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class Snapshot:
+    """The objects tests rely on, as they were before any student code ran."""
+
+    def __init__(self, shell) -> None:
+        self.shell = shell
+        self.modules = {name: importlib.import_module(name) for name in WATCHED_MODULES}
+        self.namespaces = {name: dict(vars(m)) for name, m in self.modules.items()}
+        tensor = self.modules["torch"].Tensor
+        self.classes = {cls: dict(vars(cls)) for cls in (tensor, *type(shell).__mro__[:-1])}
+        self.sys = {"excepthook": sys.excepthook, "displayhook": sys.displayhook}
+        self.objects = {a: vars(shell).get(a, _MISSING) for a in SHELL_OBJECTS}
+        self.lists = {a: list(_get(shell, a)) for a in SHELL_LISTS}
+        self.instance_keys = set(vars(shell))
+        self.events = {name: list(cbs) for name, cbs in shell.events.callbacks.items()}
+
+    def restore(self) -> list[str]:
+        """Put back everything that differs from the snapshot; say what that was."""
+        found: list[str] = []
+        for name, module in self.modules.items():
+            if sys.modules.get(name) is not module:
+                found.append(f"sys.modules[{name!r}] replaced")
+                sys.modules[name] = module
+            found += _restore_namespace(module, name, self.namespaces[name])
+        for cls, saved in self.classes.items():
+            found += _restore_namespace(cls, cls.__name__, saved)
+        for name, value in self.sys.items():
+            if getattr(sys, name) is not value:
+                found.append(f"sys.{name} replaced")
+                setattr(sys, name, value)
+        return found + self._restore_shell()
+
+    def _restore_shell(self) -> list[str]:
+        found, shell = [], self.shell
+        for key in set(vars(shell)) - self.instance_keys:
+            shadowed = [vars(c)[key] for c in type(shell).__mro__ if key in vars(c)]
+            if shadowed and callable(shadowed[0]):  # an instance attribute hiding a method
+                found.append(f"shell.{key} overridden")
+                delattr(shell, key)
+        for attr, saved in self.objects.items():
+            if vars(shell).get(attr, _MISSING) is not saved:
+                found.append(f"shell.{attr} replaced")
+                setattr(shell, attr, saved)
+        for attr, saved in self.lists.items():
+            if _get(shell, attr) != saved:
+                found.append(f"shell.{attr} changed")
+                _get(shell, attr)[:] = saved
+        callbacks = shell.events.callbacks
+        for name, saved in self.events.items():
+            if callbacks.get(name) != saved:
+                found.append(f"IPython event {name!r} callbacks changed")
+                callbacks[name] = list(saved)
+        return found
+
+
+def _restore_namespace(target, label: str, saved: dict) -> list[str]:
+    """Restore replaced or deleted names; on classes, also remove added ones."""
+    found, current = [], vars(target)
+    for key, value in saved.items():
+        if current.get(key, _MISSING) is not value:
+            found.append(f"{label}.{key} replaced")
+            _quietly(setattr, target, key, value)
+    if isinstance(target, type):  # a name added to a class shadows its bases' (__eq__ ...)
+        for key in [k for k in list(current) if k not in saved]:
+            value = current[key]
+            _quietly(delattr, target, key)
+            if getattr(target, key, _MISSING) is not value:  # not just the inherited one
+                found.append(f"{label}.{key} added")
+    return found
+
+
+def _quietly(function, *args) -> None:
+    try:
+        function(*args)
+    except (AttributeError, TypeError):  # read-only: reported, cannot be restored
+        pass
+
+
+def _guarded_kernel_class():
+    from ipykernel.ipkernel import IPythonKernel
+
+    class GuardedKernel(IPythonKernel):
+        """IPythonKernel that checks and restores the snapshot around every cell."""
+
+        snapshot: Snapshot | None = None
+
+        async def do_execute(self, code, silent, *args, **kwargs):
+            if self.snapshot is None:
+                self.snapshot = Snapshot(self.shell)
+            before = self.snapshot.restore()
+            reply = await super().do_execute(code, silent, *args, **kwargs)
+            during = self.snapshot.restore()
+            if during:
+                reply = self._integrity_error(during, reply)
+            reply["course_guard"] = {"before": before, "during": during}
+            return reply
+
+        def _integrity_error(self, during: list[str], reply: dict) -> dict:
+            content = {
+                "ename": "GradingIntegrityError",
+                "evalue": "this cell changed what the tests rely on: " + "; ".join(during[:5]),
+                "traceback": ["GradingIntegrityError: " + "; ".join(during[:5])],
+            }
+            self.send_response(self.iopub_socket, "error", content)
+            return {**reply, "status": "error", **content}
+
+    return GuardedKernel
+
+
+def apply_limits(limits: dict) -> None:
+    """RLIMITs for this process and its children (address space, CPU, processes, files)."""
+    table = {
+        "memory_bytes": resource.RLIMIT_AS,
+        "cpu_seconds": resource.RLIMIT_CPU,
+        "processes": resource.RLIMIT_NPROC,
+        "file_bytes": resource.RLIMIT_FSIZE,
+    }
+    for key, which in table.items():
+        if limits.get(key):
+            resource.setrlimit(which, (int(limits[key]), int(limits[key])))
+
+
+def main() -> None:
+    apply_limits(json.loads(os.environ.pop("COURSE_GRADE_LIMITS", "{}")))
+    from ipykernel.kernelapp import IPKernelApp
+
+    IPKernelApp.launch_instance(kernel_class=_guarded_kernel_class())
+
+
+if __name__ == "__main__":
+    main()
