@@ -158,3 +158,29 @@ class SafeFeedback(NbGraderPreprocessor):
                 if output.output_type == "error" and meta.get("grade") and not meta.get("solution"):
                     output.traceback = [f"{output.ename}: {output.evalue}"]
         return nb, resources
+
+
+class KeepLastCopy(NbGraderPreprocessor):
+    """Of a test cell pasted more than once, keep only the last copy.
+
+    nbgrader's ``DeduplicateIds`` keeps the *first*, so a copy pasted above the answer it
+    tests would be graded before that answer exists. Test cells go below their answer,
+    so the last copy is the one in the right place; its source is restored from the
+    gradebook by ``OverwriteCells`` like any test cell.
+    """
+
+    def preprocess(self, nb, resources):
+        last = {}
+        for index, cell in enumerate(nb.cells):
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution") and meta.get("grade_id"):
+                last[meta["grade_id"]] = index
+        nb.cells = [
+            cell for index, cell in enumerate(nb.cells) if last.get(_test_id(cell), index) == index
+        ]
+        return nb, resources
+
+
+def _test_id(cell) -> str | None:
+    meta = cell.metadata.get("nbgrader", {})
+    return meta.get("grade_id") if meta.get("grade") and not meta.get("solution") else None

@@ -67,13 +67,17 @@ def _course_config(root: Path, args) -> Config:
     from nbgrader.preprocessors import (
         AssignLatePenalties,
         CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
         GetGrades,
         IgnorePattern,
         LimitOutput,
+        OverwriteCells,
+        OverwriteKernelspec,
         SaveAutoGrades,
     )
 
-    from .execute import SafeFeedback, SandboxedExecute
+    from .execute import KeepLastCopy, SafeFeedback, SandboxedExecute
 
     config = Config()
     if (root / "nbgrader_config.py").exists():
@@ -84,6 +88,14 @@ def _course_config(root: Path, args) -> Config:
         path = db_url.removeprefix("sqlite:///")
         db_url = f"sqlite:///{(root / path).resolve()}?timeout={args.db_timeout}"
     config.CourseDirectory.db_url = db_url
+    config.Autograde.sanitize_preprocessors = [
+        ClearOutput,
+        KeepLastCopy,
+        DeduplicateIds,
+        OverwriteKernelspec,
+        OverwriteCells,
+        CheckCellMetadata,
+    ]
     config.Autograde.autograde_preprocessors = [
         SandboxedExecute,
         IgnorePattern,

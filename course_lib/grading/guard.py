@@ -33,6 +33,22 @@ import os
 import resource
 import sys
 
+# Bound here, so that a submission replacing them in `builtins` cannot break the guard.
+from builtins import (  # noqa: A004, UP029
+    AttributeError,
+    TypeError,
+    callable,
+    delattr,
+    dict,
+    getattr,
+    isinstance,
+    list,
+    set,
+    setattr,
+    type,
+    vars,
+)
+
 WATCHED_MODULES = (
     "builtins",
     "math",

@@ -6,7 +6,7 @@ folder: a throwaway copy of the assignment's released data files (never the subm
 extra files, so a submitted ``numpy.py`` cannot shadow numpy). It does not see the course
 folder, the gradebook, ``solutions/`` or other submissions; it has no network (every
 namespace is unshared; the kernel talks to the grader over Unix sockets in a private
-folder); it runs as an unprivileged user (``nobody`` when the grader is root) with limits
+folder); it runs as an unprivileged user (a uid of its own when the grader is root) with limits
 on address space, CPU time, processes and file size (:func:`guard.apply_limits`), and it
 dies with the grader.
 """
@@ -27,7 +27,17 @@ from traitlets import Bool, Dict, Unicode
 
 import course_lib
 
-NOBODY = 65534
+
+def sandbox_uid() -> int:
+    """A user id of its own for each grading process's sandbox (when run as root).
+
+    Process limits (RLIMIT_NPROC) count per user: with one shared user, one student's
+    fork bomb would stop a neighbour's kernel from starting threads. A worker grades one
+    submission at a time, so its pid makes the uid unique among running sandboxes.
+    """
+    return 200_000 + os.getpid()
+
+
 FIX = (
     "Install bubblewrap (`apt-get install -y bubblewrap`, done by `make test`) and allow "
     "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1), or pass "
@@ -102,14 +112,15 @@ def bwrap_command(
         if name in env:
             cmd += ["--setenv", name, env[name]]
     if root:
-        cmd += ["--", "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        uid = sandbox_uid()
+        cmd += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         cmd += ["--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
     return cmd + ["--", *command]
 
 
 def _own(path: Path) -> None:
     if os.geteuid() == 0:
-        os.chown(path, NOBODY, NOBODY)
+        os.chown(path, sandbox_uid(), sandbox_uid())
 
 
 def check_sandbox() -> None:
@@ -153,9 +164,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             if path.is_file() and path.suffix != ".ipynb" and not rel.parts[0].startswith("."):
                 (self.workdir / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, self.workdir / rel)
-        if os.geteuid() == 0:
-            for path in self.workdir.rglob("*"):
-                os.chown(path, NOBODY, NOBODY)
+        for path in self.workdir.rglob("*"):
+            _own(path)
 
     def write_connection_file(self, **kwargs):
         super().write_connection_file(**kwargs)
@@ -171,6 +181,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         else:
             kw["cwd"] = str(self.workdir)
         kw["env"] = env
+        self.kernel_spec.interrupt_mode = "message"  # a signal would reach bwrap, not the kernel
         kw["stdout"] = kw["stderr"] = subprocess.DEVNULL  # the kernel's banner and logs
         return await super()._async_launch_kernel(command, **kw)
 

@@ -1,0 +1,642 @@
+# ruff: noqa: E501  (attack payloads are clearer on one line each)
+"""`course grade` through the real command, on a class of crafted submissions.
+
+One batch grades ~30 students of the softmax assignment in the sandbox with 2 workers:
+the reference, a plain wrong answer (the control), and the bad inputs of issue 7, each
+hiding a wrong answer behind a trick. An attack has failed when the student scores no
+more than the control, cell by cell, and is flagged where the issue says so. Later tests
+rerun the command on the same course (three runs agree; a locked database; manual
+grades survive --force), refuse without a sandbox, import an LMS zip, and use PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader_helpers import ROOT, nbgrader
+
+pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("grading")]
+
+A = "softmax"
+COURSE_CMD = [sys.executable, "-m", "course_lib.cli", "grade", A]
+LIMITS = ["--workers", "2", "--cell-timeout", "8", "--wall-timeout", "30", "--memory-mb", "3072"]
+
+WRONG = """
+def softmax(x, dim=-1):
+    return torch.ones_like(x) / x.shape[dim]   # sums to one, but not the softmax
+"""
+
+
+def solution_sources() -> dict[str, str]:
+    source = nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4)
+    return {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in source.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
+
+
+def student(course: Path, softmax_cell: str | None = None) -> nbformat.NotebookNode:
+    """The release with every answer filled in from the solution (or ``softmax_cell``)."""
+    nb = nbformat.read(course / "assignments" / A / f"{A}.ipynb", as_version=4)
+    answers = solution_sources()
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+            if grade_id == "softmax" and softmax_cell is not None:
+                cell.source = softmax_cell
+    return nb
+
+
+def cell(nb, grade_id):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def submit(course: Path, name: str, nb=None, raw: bytes | None = None, extra=None) -> None:
+    folder = course / "submitted" / name / A
+    folder.mkdir(parents=True, exist_ok=True)
+    if raw is not None:
+        (folder / f"{A}.ipynb").write_bytes(raw)
+    else:
+        nbformat.write(nb, folder / f"{A}.ipynb", version=nbformat.NO_CONVERT)
+    for filename, text in (extra or {}).items():
+        (folder / filename).write_text(text)
+
+
+def grade(course: Path, *args: str, env=None, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [*COURSE_CMD, *LIMITS, *args],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"course grade failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def make_course(tmp: Path) -> Path:
+    course = tmp / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copytree(ROOT / "solutions" / A, course / "solutions" / A)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    nbgrader(course, "generate_assignment", A, "--force")
+    return course
+
+
+def attacks(course: Path) -> dict[str, dict]:
+    """Student name -> how to submit it (kwargs of ``submit``)."""
+    others = course / "submitted" / "reference" / A / f"{A}.ipynb"
+    probe = f"""
+import json, os, socket
+_found = {{}}
+for _p in [{str(course / "gradebook.db")!r}, {str(course / "solutions" / A / f"{A}.ipynb")!r},
+           {str(others)!r}, {str(course / "nbgrader_config.py")!r}]:
+    try:
+        open(_p, 'rb').read(10); _found['read ' + _p] = True
+    except OSError:
+        _found['read ' + _p] = False
+    try:
+        open(_p, 'ab').write(b'x'); _found['write ' + _p] = True
+    except OSError:
+        _found['write ' + _p] = False
+try:
+    socket.create_connection(('127.0.0.1', 22), timeout=1); _found['network'] = True
+except OSError:
+    _found['network'] = False
+print('PROBE', json.dumps(_found))
+"""
+    one_image = (
+        "from IPython.display import Image\n"
+        "import base64\n"
+        "_png = base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==')\n"
+    )
+    ref = student(course)
+    deleted = student(course)
+    deleted.cells = [
+        c
+        for c in deleted.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") != "test_softmax_stable"
+    ]
+    duplicated = student(course, WRONG)  # one copy pasted above the answer, one at the end
+    duplicated.cells.insert(3, nbformat.from_dict(cell(duplicated, "test_softmax_properties")))
+    duplicated.cells.append(nbformat.from_dict(cell(duplicated, "test_softmax_stable")))
+    stripped = student(course, WRONG)
+    cell(stripped, "test_softmax_matches_torch").source = "pass"
+    del cell(stripped, "test_softmax_matches_torch").metadata["nbgrader"]
+    edited = student(course, WRONG)
+    cell(edited, "test_softmax_stable").source = "pass"
+    cell(edited, "test_softmax_properties").metadata["nbgrader"]["points"] = 100
+    cell(edited, "test_softmax_matches_torch").cell_type = "markdown"
+    edited.metadata["kernelspec"] = {"name": "evil", "display_name": "evil", "language": "python"}
+    edited = nbformat.from_dict(json.loads(json.dumps(edited)))  # markdown cells keep no outputs
+    md = cell(edited, "test_softmax_matches_torch")
+    md.pop("outputs", None), md.pop("execution_count", None)
+    schema4, schema_gone = student(course), student(course)
+    cell(schema4, "softmax").metadata["nbgrader"]["schema_version"] = 4
+    del cell(schema_gone, "test_softmax_stable").metadata["nbgrader"]["schema_version"]
+    v3 = nbformat.v3.new_notebook(
+        worksheets=[nbformat.v3.new_worksheet(cells=[nbformat.v3.new_code_cell("1")])]
+    )
+    slow = student(course)
+    for _ in range(6):
+        slow.cells.insert(2, nbformat.v4.new_code_cell("import time; time.sleep(7)"))
+    images = "import torch\n" + one_image + "for _ in range(50): display(Image(data=_png))\n"
+    return {
+        "reference": {"nb": ref},
+        "wrong": {"nb": student(course, WRONG)},
+        "eq_always_true": {
+            "nb": student(
+                course,
+                (
+                    "class _Yes:\n    def __eq__(self, other): return True\n    __ne__ = lambda s, o: False\n"
+                    "    def __getattr__(self, name): return lambda *a, **k: self\n"
+                    "    def __bool__(self): return True\n"
+                    "def softmax(x, dim=-1):\n    return _Yes()\n"
+                ),
+            )
+        },
+        "tensor_subclass": {
+            "nb": student(
+                course,
+                (
+                    "class _T(torch.Tensor):\n    def __eq__(self, other): return torch.ones_like(self, dtype=torch.bool)\n"
+                    + WRONG.replace(
+                        "return torch.ones_like(x) / x.shape[dim]",
+                        "return (torch.ones_like(x) / x.shape[dim]).as_subclass(_T)",
+                    )
+                ),
+            )
+        },
+        "patch_allclose": {
+            "nb": student(
+                course,
+                WRONG
+                + (
+                    "torch.allclose = lambda *a, **k: True\n"
+                    "torch.testing.assert_close = lambda *a, **k: None\n"
+                ),
+            )
+        },
+        "patch_numpy_math": {
+            "nb": student(
+                course,
+                WRONG
+                + (
+                    "import numpy, math\nnumpy.testing.assert_allclose = lambda *a, **k: None\n"
+                    "math.isclose = lambda *a, **k: True\n"
+                ),
+            )
+        },
+        "patch_builtins": {
+            "nb": student(
+                course,
+                WRONG
+                + (
+                    "import builtins\n_real_float = float\n"
+                    "class _Float(float):\n    def __lt__(self, o): return True\n"
+                    "builtins.float = lambda *a: _Float(*a)\nbuiltins.bool = lambda *a: True\n"
+                ),
+            )
+        },
+        "patch_at_call_time": {
+            "nb": student(
+                course,
+                (
+                    "def softmax(x, dim=-1):\n    torch.testing.assert_close = lambda *a, **k: None\n"
+                    "    return torch.ones_like(x) / x.shape[dim]\n"
+                ),
+            )
+        },
+        "input_transformer": {
+            "nb": student(
+                course,
+                WRONG
+                + ("get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])\n"),
+            )
+        },
+        "ast_transformer": {
+            "nb": student(
+                course,
+                WRONG
+                + (
+                    "import ast\nclass _NoAsserts(ast.NodeTransformer):\n"
+                    "    def visit_Assert(self, node): return ast.Pass()\n"
+                    "    def visit_Call(self, node): return ast.Constant(None)\n"
+                    "get_ipython().ast_transformers.append(_NoAsserts())\n"
+                ),
+            )
+        },
+        "pre_run_cell_hook": {
+            "nb": student(
+                course,
+                WRONG
+                + (
+                    "def _hook(*a):\n    torch.testing.assert_close = lambda *a, **k: None\n"
+                    "get_ipython().events.register('pre_run_cell', _hook)\n"
+                ),
+            )
+        },
+        "tracebacks_off": {
+            "nb": student(
+                course,
+                WRONG
+                + (
+                    "get_ipython().showtraceback = lambda *a, **k: None\n"
+                    "get_ipython()._showtraceback = lambda *a, **k: None\n"
+                ),
+            )
+        },
+        "custom_exc": {
+            "nb": student(
+                course,
+                WRONG + ("get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)\n"),
+            )
+        },
+        "fake_modules": {
+            "nb": student(course, WRONG),
+            "extra": {
+                "numpy.py": "raise SystemExit('fake numpy imported')\n",
+                "torch.py": "raise SystemExit('fake torch imported')\n",
+            },
+        },
+        "reads_and_writes": {"nb": student(course, probe + WRONG)},
+        "infinite_loop": {"nb": student(course, "while True:\n    pass\n")},
+        "many_slow_cells": {"nb": slow},
+        "memory_bomb": {"nb": student(course, WRONG + "_hog = bytearray(8 << 30)\n")},
+        "os_exit": {"nb": student(course, "import os\nos._exit(0)\n")},
+        "kills_kernel": {
+            "nb": student(course, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+        },
+        "fork_bomb": {
+            "nb": student(
+                course,
+                (
+                    "import os, time\n_kids = []\ntry:\n    while True:\n        _pid = os.fork()\n"
+                    "        if _pid == 0:\n            time.sleep(120); os._exit(0)\n        _kids.append(_pid)\n"
+                    "finally:\n    print(len(_kids), 'children')\n"
+                ),
+            )
+        },
+        "million_lines": {"nb": student(course, "for _i in range(1_000_000): print(_i)\n" + WRONG)},
+        "huge_line": {"nb": student(course, "print('x' * 20_000_000)\n" + WRONG)},
+        "many_images": {"nb": student(course, images + WRONG)},
+        "invalid_json": {"raw": b'{"cells": [ this is not json'},
+        "empty_file": {"raw": b""},
+        "old_format": {"raw": nbformat.writes(v3, version=3).encode()},
+        "binary_file": {"raw": bytes(range(256)) * 64},
+        "schema_version_4": {"nb": schema4},
+        "schema_version_removed": {"nb": schema_gone},
+        "test_cell_deleted": {"nb": deleted},
+        "test_cell_duplicated": {"nb": duplicated},
+        "test_metadata_stripped": {"nb": stripped},
+        "locked_cells_edited": {"nb": edited},
+        "warns_on_stderr": {
+            "nb": student(
+                course,
+                (
+                    "import warnings\n" + solution_sources()["softmax"] + "\n_exact = softmax\n"
+                    "def softmax(x, dim=-1):\n    warnings.warn('a torch-style warning', UserWarning)\n"
+                    "    return _exact(x, dim)\n"
+                ),
+            )
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("grading"))
+    for name, how in attacks(course).items():
+        submit(course, name, **how)
+    protected = {
+        p: _sha(p)
+        for p in [
+            course / "gradebook.db",
+            course / "solutions" / A / f"{A}.ipynb",
+            course / "submitted" / "reference" / A / f"{A}.ipynb",
+        ]
+    }
+    protected.pop(course / "gradebook.db")  # grading writes it; checked via the probe instead
+    start = time.perf_counter()
+    proc = grade(course)
+    return course, proc, time.perf_counter() - start, protected
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def summary(course: Path) -> dict:
+    return json.loads((course / "reports" / A / "summary.json").read_text())
+
+
+def record(course: Path, name: str) -> dict:
+    return next(r for r in summary(course)["records"] if r["student"] == name)
+
+
+def cell_scores(course: Path, name: str) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(A, A, name)
+        return {g.name: g.score for g in nb.grades}
+
+
+def reasons(course: Path, name: str) -> set[str]:
+    return {f["reason"] for f in record(course, name)["findings"]}
+
+
+def autograded(course: Path, name: str) -> nbformat.NotebookNode:
+    return nbformat.read(course / "autograded" / name / A / f"{A}.ipynb", as_version=4)
+
+
+def max_total(course: Path) -> float:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return gb.find_notebook(A, A).max_score
+
+
+def test_batch_finishes_with_a_summary(graded):
+    course, proc, seconds, _ = graded
+    assert proc.returncode == 0
+    for line in ("graded", "flagged", "failed", "time (s)"):
+        assert line in proc.stdout
+    assert (course / "reports" / A / "report.html").is_file()
+    assert (course / "reports" / A / "grades.csv").is_file()
+    print(f"graded {len(summary(course)['records'])} submissions in {seconds:.0f} s")
+
+
+def test_1_reference_gets_full_marks(graded):
+    course = graded[0]
+    assert sum(cell_scores(course, "reference").values()) == max_total(course)
+    assert not record(course, "reference")["findings"]
+
+
+def test_2_wrong_answer_loses_only_its_cells(graded):
+    course = graded[0]
+    wrong, ref = cell_scores(course, "wrong"), cell_scores(course, "reference")
+    lost = {k for k in ref if wrong[k] < ref[k]}
+    assert lost == {"test_softmax_matches_torch", "test_softmax_stable", "test_softmax_implemented"}, wrong
+    assert not record(course, "wrong")["findings"]
+
+
+SOFTMAX_TESTS = [
+    "test_softmax_matches_torch",
+    "test_softmax_properties",
+    "test_softmax_stable",
+    "test_softmax_implemented",
+]
+
+
+@pytest.mark.parametrize("name", ["eq_always_true", "tensor_subclass"])
+def test_3_fake_objects_score_zero(graded, name):
+    scores = cell_scores(graded[0], name)
+    assert all(scores[t] == 0 for t in SOFTMAX_TESTS), scores
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "patch_allclose",
+        "patch_numpy_math",
+        "patch_builtins",
+        "patch_at_call_time",
+        "input_transformer",
+        "ast_transformer",
+        "pre_run_cell_hook",
+    ],
+)
+def test_4_5_patching_the_tools_gains_nothing_and_is_flagged(graded, name):
+    course = graded[0]
+    scores, control = cell_scores(course, name), cell_scores(course, "wrong")
+    assert all(scores[k] <= control[k] for k in control), (scores, control)
+    assert "changed what the tests rely on" in reasons(course, name), record(course, name)
+
+
+@pytest.mark.parametrize("name", ["tracebacks_off", "custom_exc"])
+def test_6_silenced_errors_still_fail(graded, name):
+    course = graded[0]
+    scores, control = cell_scores(course, name), cell_scores(course, "wrong")
+    assert all(scores[k] <= control[k] for k in control), (scores, control)
+
+
+def test_7_submitted_modules_are_not_importable_and_flagged(graded):
+    course = graded[0]
+    assert cell_scores(course, "fake_modules") == cell_scores(course, "wrong")
+    details = {f["detail"] for f in record(course, "fake_modules")["findings"]}
+    assert {"numpy.py", "torch.py"} <= details
+
+
+def test_8_9_course_files_cannot_be_read_or_written(graded):
+    course, _, _, protected = graded
+    out = "".join(
+        o.get("text", "") for o in cell(autograded(course, "reads_and_writes"), "softmax").outputs
+    )
+    found = json.loads(out.split("PROBE", 1)[1].strip().splitlines()[0])
+    assert found and not any(found.values()), found
+    for path, digest in protected.items():
+        assert _sha(path) == digest, f"{path} changed"
+    assert cell_scores(course, "reads_and_writes") == cell_scores(course, "wrong")
+
+
+def test_10_endless_code_is_stopped_and_the_batch_goes_on(graded):
+    course = graded[0]
+    assert sum(cell_scores(course, "infinite_loop").values()) == 0
+    assert "cell timeout" in reasons(course, "infinite_loop")
+    slow = cell_scores(course, "many_slow_cells")
+    assert sum(slow.values()) < max_total(course)
+    assert "wall time limit" in reasons(course, "many_slow_cells")
+    assert record(course, "many_slow_cells")["seconds"] < 30 + 25
+
+
+def test_11_memory_bomb_is_stopped_and_flagged(graded):
+    course = graded[0]
+    assert cell_scores(course, "memory_bomb") == cell_scores(course, "wrong")
+    assert "memory limit" in reasons(course, "memory_bomb")
+
+
+@pytest.mark.parametrize("name", ["os_exit", "kills_kernel", "fork_bomb"])
+def test_12_dying_kernels_and_fork_bombs_are_flagged(graded, name):
+    course = graded[0]
+    assert sum(cell_scores(course, name).values()) == 0
+    assert reasons(course, name) & {"kernel died", "process limit"}, record(course, name)
+
+
+@pytest.mark.parametrize("name", ["million_lines", "huge_line", "many_images"])
+def test_13_outputs_stay_bounded(graded, name):
+    course = graded[0]
+    notebook = course / "autograded" / name / A / f"{A}.ipynb"
+    feedback = course / "feedback" / name / A / f"{A}.html"
+    assert notebook.stat().st_size < 600_000, notebook.stat().st_size
+    assert feedback.stat().st_size < 2_000_000, feedback.stat().st_size
+    assert cell_scores(course, name) == cell_scores(course, "wrong")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "invalid_json",
+        "empty_file",
+        "old_format",
+        "binary_file",
+        "schema_version_4",
+        "schema_version_removed",
+    ],
+)
+def test_14_15_broken_notebooks_fail_for_that_student_only(graded, name):
+    course = graded[0]
+    rec = record(course, name)
+    assert rec["status"] == "error" and rec["error"] and not rec["infrastructure"], rec
+    assert "error" in (course / "reports" / A / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["test_cell_deleted", "test_cell_duplicated", "test_metadata_stripped", "locked_cells_edited"],
+)
+def test_16_17_graded_from_the_original_cells(graded, name):
+    course = graded[0]
+    scores = cell_scores(course, name)
+    expected = cell_scores(course, "reference" if name == "test_cell_deleted" else "wrong")
+    assert scores == expected
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert gb.find_submission_notebook(A, A, name).max_score == max_total(course)
+
+
+def test_18_warning_on_stderr_keeps_full_marks(graded):
+    course = graded[0]
+    assert sum(cell_scores(course, "warns_on_stderr").values()) == max_total(course)
+
+
+def test_20_feedback_never_shows_hidden_tests(graded):
+    course = graded[0]
+    source = nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4)
+    hidden = [
+        line.strip()
+        for c in source.cells
+        for block in c.source.split("### BEGIN HIDDEN TESTS")[1:]
+        for line in block.split("### END HIDDEN TESTS")[0].splitlines()
+        if len(line.strip()) > 25
+    ]
+    assert hidden
+    pages = list((course / "feedback").rglob("*.html"))
+    assert len(pages) >= 20
+    import html as _html
+
+    for page in pages:
+        text = _html.unescape(page.read_text())
+        for line in hidden:
+            assert line not in text, f"{page} shows hidden test line {line!r}"
+    wrong = _html.unescape((course / "feedback" / "wrong" / A / f"{A}.html").read_text())
+    assert "test_softmax_stable" in wrong and "AssertionError" in wrong
+
+
+def test_19_20_reruns_locks_and_manual_grades(graded):
+    """Three runs give the same grades; a locked gradebook is waited for; manual grades stay."""
+    course = graded[0]
+    names = ["reference", "wrong", "patch_allclose"]
+    runs = []
+    for _ in range(2):
+        grade(course, "--force", *[f"--student={n}" for n in names])
+        runs.append({n: cell_scores(course, n) for n in names})
+    runs.append({n: cell_scores(course, n) for n in names})
+    assert runs[0] == runs[1] == runs[2]
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        g = gb.find_grade("test_softmax_stable", A, A, "wrong")
+        g.manual_score = 1.5
+        gb.db.commit()
+
+    def hold_lock():
+        db = sqlite3.connect(course / "gradebook.db", timeout=30)
+        db.execute("BEGIN EXCLUSIVE")
+        time.sleep(8)
+        db.rollback()
+
+    locker = threading.Thread(target=hold_lock)
+    locker.start()
+    time.sleep(0.5)
+    grade(course, "--force", "--student=wrong", "--student=reference")
+    locker.join()
+    assert cell_scores(course, "wrong")["test_softmax_stable"] == 1.5
+    assert sum(cell_scores(course, "reference").values()) == max_total(course)
+    with open(course / "reports" / A / "grades.csv") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert float(rows["reference"]["score"]) == max_total(course)
+
+    proc = grade(course, "--student=wrong", "--db-timeout=1", check=False, env={})
+    assert proc.returncode == 0  # already graded, nothing to do without --force
+
+
+def test_lock_held_longer_than_the_timeout_is_an_infrastructure_failure(graded):
+    course = graded[0]
+    db = sqlite3.connect(course / "gradebook.db", timeout=30)
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        proc = grade(course, "--force", "--student=wrong", "--db-timeout=1", check=False)
+    finally:
+        db.rollback()
+        db.close()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    grade(course, "--force", "--student=wrong")  # and a rerun repairs it
+    assert cell_scores(course, "wrong")["test_softmax_stable"] == 1.5
+
+
+def test_refuses_without_a_sandbox(graded):
+    course = graded[0]
+    proc = grade(course, "--student=wrong", check=False, env={"PATH": "/nonexistent"})
+    assert proc.returncode == 1
+    assert "bubblewrap" in proc.stderr and "--unsafe-no-sandbox" in proc.stderr
+
+
+def test_zip_collect_imports_an_lms_download(tmp_path):
+    course = make_course(tmp_path)
+    download = tmp_path / "download"
+    download.mkdir()
+    with zipfile.ZipFile(download / "submissions.zip", "w") as zf:
+        zf.writestr(f"carol_12345_67_{A}.ipynb", nbformat.writes(student(course)))
+        zf.writestr(f"dave_54321_{A}.ipynb", nbformat.writes(student(course, WRONG)))
+    grade(course, "--zip", str(download))
+    assert sum(cell_scores(course, "carol").values()) == max_total(course)
+    assert sum(cell_scores(course, "dave").values()) < max_total(course)
+
+
+def test_plain_nbgrader_is_fooled_by_the_same_submissions(tmp_path):
+    """The attacks are real: plain `nbgrader autograde` gives them points and lets them read."""
+    course = make_course(tmp_path)
+    crafted = attacks(course)
+    names = ["wrong", "patch_allclose", "input_transformer", "reads_and_writes"]
+    for name in names:
+        submit(course, name, **crafted[name])
+    nbgrader(course, "autograde", A)
+    control = sum(cell_scores(course, "wrong").values())
+    # (silenced tracebacks no longer fool nbgrader 0.9.6: it reads the reply's status)
+    for name in ["patch_allclose", "input_transformer"]:
+        assert sum(cell_scores(course, name).values()) > control, name
+    out = "".join(o.get("text", "") for o in cell(autograded(course, "reads_and_writes"), "softmax").outputs)
+    found = json.loads(out.split("PROBE", 1)[1].strip().splitlines()[0])
+    assert found[f"read {course / 'gradebook.db'}"] and found[f"write {course / 'gradebook.db'}"]
