@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests need, only when they are missing.
 #   chromium: headless browser for the book's browser tests (driven by Playwright).
+#   bubblewrap: the sandbox `course grade` runs every submission in.
+#   postgresql: a throwaway server for the test of `course grade` with a PostgreSQL gradebook.
 # Called by `make test`; safe to run again (it does nothing when all are present).
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

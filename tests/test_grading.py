@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zipfile
@@ -396,7 +397,11 @@ def test_2_wrong_answer_loses_only_its_cells(graded):
     course = graded[0]
     wrong, ref = cell_scores(course, "wrong"), cell_scores(course, "reference")
     lost = {k for k in ref if wrong[k] < ref[k]}
-    assert lost == {"test_softmax_matches_torch", "test_softmax_stable", "test_softmax_implemented"}, wrong
+    assert lost == {
+        "test_softmax_matches_torch",
+        "test_softmax_stable",
+        "test_softmax_implemented",
+    }, wrong
     assert not record(course, "wrong")["findings"]
 
 
@@ -637,6 +642,73 @@ def test_plain_nbgrader_is_fooled_by_the_same_submissions(tmp_path):
     # (silenced tracebacks no longer fool nbgrader 0.9.6: it reads the reply's status)
     for name in ["patch_allclose", "input_transformer"]:
         assert sum(cell_scores(course, name).values()) > control, name
-    out = "".join(o.get("text", "") for o in cell(autograded(course, "reads_and_writes"), "softmax").outputs)
+    out = "".join(
+        o.get("text", "") for o in cell(autograded(course, "reads_and_writes"), "softmax").outputs
+    )
     found = json.loads(out.split("PROBE", 1)[1].strip().splitlines()[0])
     assert found[f"read {course / 'gradebook.db'}"] and found[f"write {course / 'gradebook.db'}"]
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL server on a Unix socket (no TCP), for one test."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins:
+        pytest.skip(
+            "PostgreSQL is not installed (`apt-get install postgresql`; `make test` does it)"
+        )
+    bin_dir = bins[-1].parent
+    data = Path(tempfile.mkdtemp(prefix="course-pg-"))
+    as_user = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(data, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+
+    def pg(*cmd):
+        return subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120)
+
+    steps = [
+        (str(bin_dir / "initdb"), "-D", f"{data}/db", "-A", "trust", "-U", "grader"),
+        (
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            f"{data}/db",
+            "-l",
+            f"{data}/log",
+            "-w",
+            "start",
+            "-o",
+            f"-k {data} -c listen_addresses=''",
+        ),
+        (str(bin_dir / "createdb"), "-h", str(data), "-U", "grader", "gradebook"),
+    ]
+    for step in steps:
+        done = pg(*step)
+        if done.returncode != 0:
+            pytest.skip(f"PostgreSQL could not start ({Path(step[0]).name}): {done.stderr[-300:]}")
+    try:
+        yield f"postgresql://grader@/gradebook?host={data}"
+    finally:
+        pg(str(bin_dir / "pg_ctl"), "-D", f"{data}/db", "-m", "immediate", "stop")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_postgresql_gradebook(tmp_path, postgres_url):
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "solutions" / A, course / "solutions" / A)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    nbgrader(
+        course, "generate_assignment", A, "--force", f"--CourseDirectory.db_url={postgres_url}"
+    )
+    submit(course, "erin", student(course))
+    submit(course, "frank", student(course, WRONG))
+    grade(course, f"--db-url={postgres_url}")
+    assert not (course / "gradebook.db").exists()
+    from nbgrader.api import Gradebook
+
+    with Gradebook(postgres_url) as gb:
+        erin = gb.find_submission(A, "erin")
+        assert erin.score == erin.max_score > 0
+        assert gb.find_submission(A, "frank").score < erin.max_score
+    with open(course / "reports" / A / "grades.csv") as f:
+        assert {r["student_id"] for r in csv.DictReader(f)} == {"erin", "frank"}
