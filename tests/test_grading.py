@@ -712,3 +712,37 @@ def test_postgresql_gradebook(tmp_path, postgres_url):
         assert gb.find_submission(A, "frank").score < erin.max_score
     with open(course / "reports" / A / "grades.csv") as f:
         assert {r["student_id"] for r in csv.DictReader(f)} == {"erin", "frank"}
+
+
+def test_class_report_draws_offline(graded):
+    """The report opens from disk in Chromium with its figures drawn and no request out."""
+    from playwright.sync_api import sync_playwright
+
+    course = graded[0]
+    report = course / "reports" / A / "report.html"
+    outside, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+            args=["--no-sandbox"],
+            headless=True,
+        )
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.route(
+            "**/*",
+            lambda r: (
+                r.continue_()
+                if r.request.url.startswith("file://")
+                else (outside.append(r.request.url), r.abort())
+            ),
+        )
+        page.goto(report.as_uri())
+        page.wait_for_function("document.querySelectorAll('.main-svg').length >= 2")
+        bars = page.evaluate("document.querySelectorAll('.bars path, .point path').length")
+        text = page.inner_text("body")
+        browser.close()
+    assert not outside and not errors, (outside, errors)
+    assert bars > 0
+    assert "patch_allclose" in text and "changed what the tests rely on" in text
+    assert "invalid_json" in text  # listed under "Not graded"
