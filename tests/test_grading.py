@@ -297,7 +297,9 @@ print('PROBE', json.dumps(_found))
                 ),
             )
         },
-        "million_lines": {"nb": student(course, "for _i in range(1_000_000): print(_i)\n" + WRONG)},
+        "million_lines": {
+            "nb": student(course, "print('\\n'.join(map(str, range(1_000_000))))\n" + WRONG)
+        },
         "huge_line": {"nb": student(course, "print('x' * 20_000_000)\n" + WRONG)},
         "many_images": {"nb": student(course, images + WRONG)},
         "invalid_json": {"raw": b'{"cells": [ this is not json'},

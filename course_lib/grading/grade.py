@@ -199,6 +199,17 @@ def grade_one(root: str, assignment: str, student: str, config: Config, release:
     return record
 
 
+def _failed(student: str, error: str) -> dict:
+    return {
+        "student": student,
+        "status": "error",
+        "error": error,
+        "infrastructure": True,
+        "findings": [],
+        "seconds": 0.0,
+    }
+
+
 def _last_lines(text: str, n: int = 6) -> str:
     return "\n".join(text.strip().splitlines()[-n:])[-1500:]
 
@@ -278,8 +289,16 @@ def main(argv: list[str] | None = None) -> int:
     records = run_batch(root, args, config, students)
     from .report import write_reports
 
-    summary = write_reports(root, args.assignment, config, records, time.perf_counter() - start)
-    print(summary)
+    # The report covers the class: this run's records and those of earlier runs.
+    findings = root / "reports" / args.assignment / "findings"
+    done = {r["student"] for r in records}
+    everyone = records + [
+        json.loads((findings / f"{s}.json").read_text())
+        for s in _students(root, args.assignment, None)
+        if s not in done and (findings / f"{s}.json").exists()
+    ]
+    seconds = time.perf_counter() - start
+    print(write_reports(root, args.assignment, config, records, everyone, seconds))
     return 1 if any(r["infrastructure"] for r in records) else 0
 
 
@@ -289,11 +308,14 @@ def run_batch(root: Path, args, config: Config, students: list[str]) -> list[dic
     env.setdefault("OMP_NUM_THREADS", "1" if args.workers > 1 else str(min(os.cpu_count(), 4)))
     records = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        futures = [
-            pool.submit(grade_one, str(root), args.assignment, s, config, release) for s in students
-        ]
-        for future in progress(
-            as_completed(futures), "grading", total=len(futures), unit="submission"
-        ):
-            records.append(future.result())
+        futures = {
+            pool.submit(grade_one, str(root), args.assignment, s, config, release): s
+            for s in students
+        }
+        bar = progress(as_completed(futures), "grading", total=len(futures), unit="submission")
+        for future in bar:
+            try:
+                records.append(future.result())
+            except Exception as err:  # noqa: BLE001 - a failure of the grader, not the student
+                records.append(_failed(futures[future], f"{type(err).__name__}: {err}"))
     return sorted(records, key=lambda r: r["student"])

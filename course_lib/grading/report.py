@@ -120,23 +120,34 @@ padding:.2rem .5rem;text-align:left;vertical-align:top}}table{{border-collapse:c
     shutil.copy(js, path.parent / "plotly.min.js")
 
 
-def write_reports(
-    root: Path, assignment: str, config: Config, records: list[dict], seconds: float
-) -> str:
-    """Write CSV, HTML and JSON reports; return the summary table for the terminal."""
-    out = root / "reports" / assignment
-    out.mkdir(parents=True, exist_ok=True)
-    scores = class_scores(config, assignment, [r["student"] for r in records])
-    export_csv(config, assignment, out / "grades.csv")
+def _summary(records: list[dict], seconds: float | None) -> dict:
     status = Counter(r["status"] for r in records)
     summary = {
         "graded": status["graded"],
         "flagged": sum(bool(r["findings"]) for r in records),
         "failed": status["error"],
         "infrastructure failures": sum(r["infrastructure"] for r in records),
-        "time (s)": round(seconds, 1),
     }
-    write_html(out / "report.html", assignment, scores, records, summary)
+    return summary if seconds is None else {**summary, "time (s)": round(seconds, 1)}
+
+
+def write_reports(
+    root: Path,
+    assignment: str,
+    config: Config,
+    run: list[dict],
+    records: list[dict],
+    seconds: float,
+) -> str:
+    """Write CSV, HTML and JSON reports of the class (``records``: this ``run``'s and
+    earlier runs'); return the summary of this run for the terminal."""
+    out = root / "reports" / assignment
+    out.mkdir(parents=True, exist_ok=True)
+    records = sorted(records, key=lambda r: r["student"])
+    scores = class_scores(config, assignment, [r["student"] for r in records])
+    export_csv(config, assignment, out / "grades.csv")
+    summary = _summary(run, seconds)
+    write_html(out / "report.html", assignment, scores, records, _summary(records, None))
     (out / "summary.json").write_text(json.dumps({**summary, "records": records}, indent=1))
     width = max(len(k) for k in summary)
     lines = [f"{k:<{width}}  {v}" for k, v in summary.items()]
