@@ -103,7 +103,8 @@ def parse_wrong(path: Path) -> tuple[str, set[str], str]:
     return cell, loses, "\n".join(lines[2:]) + "\n"
 
 
-# Extra submissions for one assignment: student id -> (solution cell, answer).
+# Extra submissions for one assignment: student id -> (solution cell, answer), graded as
+# the reference with that one cell replaced (like the wrong answers).
 EXTRA = {"softmax": {"warns_on_stderr": ("softmax", WARNING_SOFTMAX)}}
 
 
@@ -123,7 +124,7 @@ def grades(course) -> dict[str, dict[str, dict[str, float]]]:
                 cell, _, answer = parse_wrong(path)
                 students[f"wrong_{path.stem}"] = replace_cell(source, cell, answer)
         for student, (cell, answer) in EXTRA.get(assignment, {}).items():
-            students[student] = replace_cell(release, cell, answer)
+            students[student] = replace_cell(source, cell, answer)
         for student, nb in students.items():
             submit(course, assignment, student, nb)
         nbgrader(course, "autograde", assignment, "--force")

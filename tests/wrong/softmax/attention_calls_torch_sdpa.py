@@ -1,0 +1,14 @@
+# cell: attention
+# loses: test_attention_implemented
+# Delegates the output to torch: correct numbers, but not the student's implementation.
+def attention_weights(query: torch.Tensor, key: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    if scale is None:
+        scale = query.shape[-1] ** -0.5
+    scores = query @ key.transpose(-2, -1) * scale
+    return softmax(scores, dim=-1)
+
+
+def scaled_dot_product_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float | None = None
+) -> torch.Tensor:
+    return torch.nn.functional.scaled_dot_product_attention(query, key, value, scale=scale)

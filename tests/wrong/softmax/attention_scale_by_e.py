@@ -1,0 +1,14 @@
+# cell: attention
+# loses: test_attention_weights test_attention_scale test_attention_output
+# Divides the scores by E instead of sqrt(E).
+def attention_weights(query: torch.Tensor, key: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    if scale is None:
+        scale = 1.0 / query.shape[-1]
+    scores = query @ key.transpose(-2, -1) * scale
+    return softmax(scores, dim=-1)
+
+
+def scaled_dot_product_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float | None = None
+) -> torch.Tensor:
+    return attention_weights(query, key, scale) @ value
