@@ -28,6 +28,7 @@ and every trick above is flagged for the instructor.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import resource
@@ -68,6 +69,7 @@ SHELL_LISTS = (
     "input_transformer_manager.token_transformers",
 )
 _MISSING = object()
+_TORCH_DIR = os.path.dirname(importlib.util.find_spec("torch").origin) + os.sep
 
 
 def _get(obj, dotted: str):
@@ -134,7 +136,10 @@ def _restore_namespace(target, label: str, saved: dict) -> list[str]:
     """Restore replaced or deleted names; on classes, also remove added ones."""
     found, current = [], vars(target)
     for key, value in saved.items():
-        if current.get(key, _MISSING) is not value:
+        now = current.get(key, _MISSING)
+        if now is not value and _torch_wrapper(now, value):
+            saved[key] = now  # torch's own lazy wrapping (torch._dynamo wraps manual_seed)
+        elif now is not value:
             found.append(f"{label}.{key} replaced")
             _quietly(setattr, target, key, value)
     if isinstance(target, type):  # a name added to a class shadows its bases' (__eq__ ...)
@@ -144,6 +149,16 @@ def _restore_namespace(target, label: str, saved: dict) -> list[str]:
             if getattr(target, key, _MISSING) is not value:  # not just the inherited one
                 found.append(f"{label}.{key} added")
     return found
+
+
+def _torch_wrapper(new, old) -> bool:
+    """True for a wrapper that torch's own code put around ``old`` (functools.wraps)."""
+    code = getattr(new, "__code__", None)
+    return (
+        getattr(new, "__wrapped__", None) is old
+        and code is not None
+        and (code.co_filename.startswith(_TORCH_DIR))
+    )
 
 
 def _quietly(function, *args) -> None:
