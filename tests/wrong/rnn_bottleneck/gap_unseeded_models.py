@@ -1,0 +1,15 @@
+# cell: accuracy_gap
+# loses: test_gap_shows_bottleneck test_gap_matches_reference
+# Never seeds the models: they start from whatever the global random state is,
+# and two calls give different numbers.
+def accuracy_gap(length, *, steps=STEPS, seed=SEED):
+    models = {}
+    for name, attention in (("bottleneck", False), ("attention", True)):
+        model = cl.Seq2SeqGRU(VOCAB, EMB, HIDDEN, attention=attention)
+        cl.train_seq2seq(model, steps=steps, batch_size=BATCH, lengths=TRAIN_LENGTHS, lr=LR,
+                         seed=seed, show_progress=False)
+        models[name] = model
+    src, tgt = cl.seq2seq_batch(N_EVAL, length, VOCAB, generator=torch.Generator().manual_seed(TEST_SEED))
+    result = {name: cl.sequence_accuracy(m.greedy_decode(src)[0], tgt)[1] for name, m in models.items()}
+    result["gap"] = result["attention"] - result["bottleneck"]
+    return result
