@@ -26,6 +26,16 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def course_grade(course: Path, assignment: str, *args: str) -> subprocess.CompletedProcess:
+    """`course grade ASSIGNMENT ARGS` in ``course`` (sandboxed, 2 workers); raises if it fails."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [sys.executable, "-m", "course_lib.cli", "grade", assignment, "--workers", "2", *args]
+    proc = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"course grade {assignment} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
 def make_course(tmp: Path) -> Path:
     """A course folder with the committed solutions/ and config; release regenerated."""
     course = tmp / "course"

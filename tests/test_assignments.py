@@ -2,10 +2,11 @@
 
 For every assignment in solutions/: the committed release equals a fresh
 `nbgrader generate_assignment`, carries no solution or hidden test, and has no outputs.
-For every assignment, graded by real `nbgrader autograde`: the reference gets full marks,
-the untouched release 0 on every graded cell, and every answer in its catalogue of wrong
-solutions (tests/wrong/<assignment>/*.py) loses exactly the points meant to catch it. For
-softmax also: a correct answer that prints a warning on stderr keeps full marks.
+For every assignment, graded by real nbgrader (its autograde, through `course grade`):
+the reference gets full marks, the untouched release 0 on every graded cell, and every
+answer in its catalogue of wrong solutions (tests/wrong/<assignment>/*.py) loses exactly
+the points meant to catch it. For softmax also: a correct answer that prints a warning on
+stderr keeps full marks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader_helpers import ROOT, make_course, max_points, nbgrader, replace_cell, scores, submit
+from nbgrader_helpers import (
+    ROOT,
+    course_grade,
+    make_course,
+    max_points,
+    nbgrader,
+    replace_cell,
+    scores,
+    submit,
+)
 
 pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("nbgrader")]
 
@@ -127,7 +137,8 @@ def grades(course) -> dict[str, dict[str, dict[str, float]]]:
             students[student] = replace_cell(source, cell, answer)
         for student, nb in students.items():
             submit(course, assignment, student, nb)
-        nbgrader(course, "autograde", assignment, "--force")
+        # `course grade` is nbgrader's autograde, sandboxed and 2 submissions at a time
+        course_grade(course, assignment, "--force")
         out[assignment] = {s: scores(course, assignment, s) for s in students}
     return out
 
