@@ -750,3 +750,33 @@ def test_class_report_draws_offline(graded):
     assert bars > 0
     assert "patch_allclose" in text and "changed what the tests rely on" in text
     assert "invalid_json" in text  # listed under "Not graded"
+
+
+def test_grade_bench_smoke(tmp_path):
+    """`course grade-bench` runs and writes its JSON (its speed is measured, not tested)."""
+    out = tmp_path / "bench.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "course_lib.cli",
+            "grade-bench",
+            "--students",
+            "3",
+            "--repo",
+            str(ROOT),
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+    )
+    result = json.loads(out.read_text())
+    assert result["students"] == 3 and result["graded"] == 3
+    for key in ("plain_nbgrader_s", "course_grade_s", "speedup", "overhead_s_per_submission"):
+        assert isinstance(result[key], float) and result[key] == result[key], key
