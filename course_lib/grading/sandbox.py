@@ -74,7 +74,7 @@ def _readonly_paths() -> list[str]:
 
 def _parents(paths: list[str]) -> list[str]:
     """Every folder above the bound paths, shallowest first (made traversable)."""
-    found = {str(a) for p in paths for a in Path(p).parents if str(a) != "/"}
+    found = {str(a) for p in paths for a in Path(p).parents if str(a) not in ("/", "/tmp")}
     return sorted(found - set(paths), key=lambda a: (a.count("/"), a))
 
 
@@ -88,20 +88,19 @@ def bwrap_command(
         raise SandboxError("bubblewrap (`bwrap`) is not installed. " + FIX)
     root = os.geteuid() == 0
     # As root: no user namespace (root's files, e.g. a Python under /root, stay readable
-    # while mounting) and the command drops to `nobody` inside, so the process limits
-    # (RLIMIT_NPROC is not enforced for root) apply. Otherwise: an unprivileged user
+    # while mounting) and the command drops to a uid of its own inside, so the process
+    # limits (RLIMIT_NPROC is not enforced for root) apply. Otherwise: an unprivileged user
     # namespace, as the invoking user.
     namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
     namespaces += ["--unshare-cgroup-try"] if root else ["--unshare-user"]
     cmd = [bwrap, *namespaces, "--die-with-parent", "--new-session", "--clearenv"]
+    # A private /tmp first: what is bound below stays visible even when it lives in /tmp.
+    cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
     readonly = _readonly_paths()
-    for folder in _parents(readonly):
+    for folder in _parents([*readonly, str(workdir), str(sockets)]):
         cmd += ["--perms", "0755", "--dir", folder]  # bwrap copies e.g. /root's 0700
     for path in readonly:
         cmd += ["--ro-bind", path, path]
-    cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
-    for folder in _parents([str(workdir), str(sockets)]):
-        cmd += ["--perms", "0755", "--dir", folder]
     for link in ("/bin", "/lib", "/lib64", "/sbin"):
         if Path(link).is_symlink():
             cmd += ["--symlink", os.readlink(link), link]
