@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -164,6 +165,7 @@ print('PROBE', json.dumps(_found))
     return {
         "reference": {"nb": ref},
         "wrong": {"nb": student(course, WRONG)},
+        "manual": {"nb": student(course, WRONG)},  # gets a manual grade in the rerun tests
         "eq_always_true": {
             "nb": student(
                 course,
@@ -576,7 +578,7 @@ def test_19_20_reruns_locks_and_manual_grades(graded):
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        g = gb.find_grade("test_softmax_stable", A, A, "wrong")
+        g = gb.find_grade("test_softmax_stable", A, A, "manual")
         g.manual_score = 1.5
         gb.db.commit()
 
@@ -589,30 +591,35 @@ def test_19_20_reruns_locks_and_manual_grades(graded):
     locker = threading.Thread(target=hold_lock)
     locker.start()
     time.sleep(0.5)
-    grade(course, "--force", "--student=wrong", "--student=reference")
+    grade(course, "--force", "--student=manual", "--student=reference")
     locker.join()
-    assert cell_scores(course, "wrong")["test_softmax_stable"] == 1.5
+    assert cell_scores(course, "manual")["test_softmax_stable"] == 1.5
     assert sum(cell_scores(course, "reference").values()) == max_total(course)
     with open(course / "reports" / A / "grades.csv") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
     assert float(rows["reference"]["score"]) == max_total(course)
 
-    proc = grade(course, "--student=wrong", "--db-timeout=1", check=False, env={})
+    proc = grade(course, "--student=manual", "--db-timeout=1", check=False, env={})
     assert proc.returncode == 0  # already graded, nothing to do without --force
 
 
 def test_lock_held_longer_than_the_timeout_is_an_infrastructure_failure(graded):
     course = graded[0]
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:  # (xdist may run this first)
+        gb.find_grade("test_softmax_stable", A, A, "manual").manual_score = 1.5
+        gb.db.commit()
     db = sqlite3.connect(course / "gradebook.db", timeout=30)
     db.execute("BEGIN EXCLUSIVE")
     try:
-        proc = grade(course, "--force", "--student=wrong", "--db-timeout=1", check=False)
+        proc = grade(course, "--force", "--student=manual", "--db-timeout=1", check=False)
     finally:
         db.rollback()
         db.close()
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    grade(course, "--force", "--student=wrong")  # and a rerun repairs it
-    assert cell_scores(course, "wrong")["test_softmax_stable"] == 1.5
+    grade(course, "--force", "--student=manual")  # and a rerun repairs it
+    assert cell_scores(course, "manual")["test_softmax_stable"] == 1.5
 
 
 def test_refuses_without_a_sandbox(graded):
@@ -720,10 +727,20 @@ def test_postgresql_gradebook(tmp_path, postgres_url):
 
 def test_class_report_draws_offline(graded):
     """The report opens from disk in Chromium with its figures drawn and no request out."""
-    from playwright.sync_api import sync_playwright
-
     course = graded[0]
     report = course / "reports" / A / "report.html"
+    # In its own thread: another test module's Playwright may hold this thread's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        outside, errors, bars, text = pool.submit(_open_report, report).result()
+    assert not outside and not errors, (outside, errors)
+    assert bars > 0
+    assert "patch_allclose" in text and "changed what the tests rely on" in text
+    assert "invalid_json" in text  # listed under "Not graded"
+
+
+def _open_report(report: Path):
+    from playwright.sync_api import sync_playwright
+
     outside, errors = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -746,10 +763,7 @@ def test_class_report_draws_offline(graded):
         bars = page.evaluate("document.querySelectorAll('.bars path, .point path').length")
         text = page.inner_text("body")
         browser.close()
-    assert not outside and not errors, (outside, errors)
-    assert bars > 0
-    assert "patch_allclose" in text and "changed what the tests rely on" in text
-    assert "invalid_json" in text  # listed under "Not graded"
+    return outside, errors, bars, text
 
 
 def test_grade_bench_smoke(tmp_path):

@@ -298,7 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         if s not in done and (findings / f"{s}.json").exists()
     ]
     seconds = time.perf_counter() - start
-    print(write_reports(root, args.assignment, config, records, everyone, seconds))
+    try:
+        print(write_reports(root, args.assignment, config, records, everyone, seconds))
+    except Exception as err:  # noqa: BLE001 - e.g. the gradebook is locked: grades are saved
+        print(
+            f"course grade: the grades are saved but the reports could not be written: "
+            f"{type(err).__name__}: {err}",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if any(r["infrastructure"] for r in records) else 0
 
 
