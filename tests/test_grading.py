@@ -30,6 +30,8 @@ import nbformat
 import pytest
 from nbgrader_helpers import ROOT, nbgrader
 
+from course_lib.grading import bench
+
 pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("grading")]
 
 A = "softmax"
@@ -96,12 +98,7 @@ def grade(course: Path, *args: str, env=None, check=True) -> subprocess.Complete
 
 
 def make_course(tmp: Path) -> Path:
-    course = tmp / "course"
-    (course / "solutions").mkdir(parents=True)
-    shutil.copytree(ROOT / "solutions" / A, course / "solutions" / A)
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    nbgrader(course, "generate_assignment", A, "--force")
-    return course
+    return bench.make_course(tmp, ROOT, A)
 
 
 def attacks(course: Path) -> dict[str, dict]:

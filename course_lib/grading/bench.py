@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -51,7 +52,8 @@ def build_class(course: Path, assignment: str, students: int) -> None:
         nbformat.write(nb, folder / f"{assignment}.ipynb")
 
 
-def make_course(root: Path, repo: Path, assignment: str, students: int) -> Path:
+def make_course(root: Path, repo: Path, assignment: str, students: int = 0) -> Path:
+    """A course in ``root/course`` with ``repo``'s assignment released and ``students``."""
     course = root / "course"
     shutil.copytree(repo / "solutions" / assignment, course / "solutions" / assignment)
     shutil.copy(repo / "nbgrader_config.py", course)
@@ -83,8 +85,6 @@ def cell_seconds(notebook: Path) -> float:
     for cell in nb.cells:
         timing = cell.metadata.get("execution", {})
         if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
-            from datetime import datetime
-
             start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
             end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
             total += (end - start).total_seconds()

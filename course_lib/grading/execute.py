@@ -37,7 +37,6 @@ LIMIT_SIGNS = {
     "can't allocate memory": "memory limit",
     "Resource temporarily unavailable": "process limit",
     "CellTimeoutError": "cell timeout",
-    "GradingIntegrityError": "changed what the tests rely on",
 }
 
 
@@ -108,7 +107,7 @@ class SandboxedExecute(Execute):
             if output.output_type == "error":
                 text = f"{output.ename} {output.evalue}"
                 for sign, reason in LIMIT_SIGNS.items():
-                    if sign in text and reason != "changed what the tests rely on":
+                    if sign in text:
                         self._flag(cell, reason, text)
 
     def _bound(self, cell) -> None:
@@ -170,11 +169,7 @@ class KeepLastCopy(NbGraderPreprocessor):
     """
 
     def preprocess(self, nb, resources):
-        last = {}
-        for index, cell in enumerate(nb.cells):
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("grade") and not meta.get("solution") and meta.get("grade_id"):
-                last[meta["grade_id"]] = index
+        last = {_test_id(c): i for i, c in enumerate(nb.cells) if _test_id(c)}
         nb.cells = [
             cell for index, cell in enumerate(nb.cells) if last.get(_test_id(cell), index) == index
         ]

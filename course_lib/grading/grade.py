@@ -312,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_batch(root: Path, args, config: Config, students: list[str]) -> list[dict]:
     release = _release_files(root, config, args.assignment)
-    env = os.environ
-    env.setdefault("OMP_NUM_THREADS", "1" if args.workers > 1 else str(min(os.cpu_count(), 4)))
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", "1" if args.workers > 1 else str(min(os.cpu_count(), 4))
+    )
     records = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         futures = {
