@@ -118,29 +118,43 @@ def parse_wrong(path: Path) -> tuple[str, set[str], str]:
 EXTRA = {"softmax": {"warns_on_stderr": ("softmax", WARNING_SOFTMAX)}}
 
 
+class _Grades(dict):
+    """assignment -> student -> cell -> points, graded on first use (``-k multihead``
+    grades only that assignment)."""
+
+    def __init__(self, course: Path):
+        super().__init__()
+        self.course = course
+
+    def __missing__(self, assignment: str) -> dict[str, dict[str, float]]:
+        self[assignment] = _grade_catalogue(self.course, assignment)
+        return self[assignment]
+
+
 @pytest.fixture(scope="module")
-def grades(course) -> dict[str, dict[str, dict[str, float]]]:
-    """Real `nbgrader autograde` of every assignment's reference, untouched release, every
-    wrong answer of its catalogue and its extras: assignment -> student -> cell -> points."""
-    out = {}
-    for assignment in ASSIGNMENTS:
-        source = read(course / "solutions" / assignment / f"{assignment}.ipynb")
-        release = read(course / "assignments" / assignment / f"{assignment}.ipynb")
-        students = {"reference": source, "untouched": release}
-        for a, path in wrong_solutions():
-            if a == assignment:
-                # The reference with one cell wrong: in an assignment of several functions
-                # the others stay solved, so only the tests of the wrong one lose points.
-                cell, _, answer = parse_wrong(path)
-                students[f"wrong_{path.stem}"] = replace_cell(source, cell, answer)
-        for student, (cell, answer) in EXTRA.get(assignment, {}).items():
-            students[student] = replace_cell(source, cell, answer)
-        for student, nb in students.items():
-            submit(course, assignment, student, nb)
-        # `course grade` is nbgrader's autograde, sandboxed and 2 submissions at a time
-        course_grade(course, assignment, "--force")
-        out[assignment] = {s: scores(course, assignment, s) for s in students}
-    return out
+def grades(course) -> _Grades:
+    """Real `nbgrader autograde` (through `course grade`) of every assignment's reference,
+    untouched release, every wrong answer of its catalogue and its extras."""
+    return _Grades(course)
+
+
+def _grade_catalogue(course: Path, assignment: str) -> dict[str, dict[str, float]]:
+    source = read(course / "solutions" / assignment / f"{assignment}.ipynb")
+    release = read(course / "assignments" / assignment / f"{assignment}.ipynb")
+    students = {"reference": source, "untouched": release}
+    for a, path in wrong_solutions():
+        if a == assignment:
+            # The reference with one cell wrong: in an assignment of several functions
+            # the others stay solved, so only the tests of the wrong one lose points.
+            cell, _, answer = parse_wrong(path)
+            students[f"wrong_{path.stem}"] = replace_cell(source, cell, answer)
+    for student, (cell, answer) in EXTRA.get(assignment, {}).items():
+        students[student] = replace_cell(source, cell, answer)
+    for student, nb in students.items():
+        submit(course, assignment, student, nb)
+    # `course grade` is nbgrader's autograde, sandboxed and 2 submissions at a time
+    course_grade(course, assignment, "--force")
+    return {s: scores(course, assignment, s) for s in students}
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

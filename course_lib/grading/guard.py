@@ -168,6 +168,16 @@ def _quietly(function, *args) -> None:
         pass
 
 
+def _warm_up() -> None:
+    """Serve one request first: pickling caches ``Tensor.__slotnames__``, not the student."""
+    import torch
+
+    from . import remote, wire
+
+    wire.loads(wire.dumps({"x": torch.zeros(1), "y": torch.nn.Parameter(torch.zeros(1))}))
+    wire.loads(remote.serve(wire.dumps({"op": "get", "names": []})))
+
+
 def _guarded_kernel_class():
     from ipykernel.ipkernel import IPythonKernel
 
@@ -178,6 +188,7 @@ def _guarded_kernel_class():
 
         async def do_execute(self, code, silent, *args, **kwargs):
             if self.snapshot is None:
+                _warm_up()
                 self.snapshot = Snapshot(self.shell)
             before = self.snapshot.restore()
             reply = await super().do_execute(code, silent, *args, **kwargs)

@@ -1,0 +1,212 @@
+"""What a test cell needs from the process where the student's code runs.
+
+A test cell is written as "call the student's function with inputs I chose, compare what
+it returns with my reference". That survives the function living in another process: in
+``course grade`` the test cell runs in the harness (:mod:`course_lib.grading.harness`)
+and the student's functions are handles whose calls cross by value. Everything else a
+test needs from the student's process goes through one of these helpers, so a reader sees
+where the trust boundary is. Each works on a real function (a student's own kernel, plain
+``nbgrader``) and on a harness handle alike:
+
+* :func:`call_with_inputs`: the result, and the arguments as they are after the call
+  (for "does not modify its inputs");
+* :func:`gradcheck`: gradients computed in the student's process for cotangents chosen
+  here, against finite differences of the student's function computed here;
+* :func:`forbidding`: torch functions switched off while the student's code runs
+  ("you implemented it yourself"; it runs in the student's process, so it is defence in
+  depth: tampering with it is flagged by the guard);
+* :func:`largest_allocation`: the largest tensor any torch operation returned during the
+  call (a ``TorchDispatchMode`` in the student's process: defence in depth again);
+* :func:`use_correct`: for the rest of this test cell, the student's functions see a
+  correct version of another function (a mistake in part 1 does not cost part 2's points).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from . import harness, remote
+
+
+def _is_remote(fn: Any) -> bool:
+    return isinstance(fn, harness.Remote)
+
+
+def call_with_inputs(fn: Callable, *args, **kwargs) -> tuple[Any, tuple, dict]:
+    """``fn(*args, **kwargs)``, and the arguments as they are after the call.
+
+    Compare the returned arguments with copies you made *before* the call.
+    """
+    if _is_remote(fn):
+        reply = fn._kernel.reply(
+            "call", target=fn._marker, args=list(args), kwargs=kwargs, opts={"inputs": True}
+        )
+        after_args, after_kwargs = reply["inputs"]
+        return reply["value"], tuple(after_args), after_kwargs
+    return fn(*args, **kwargs), args, kwargs
+
+
+def largest_allocation(fn: Callable, *args, **kwargs) -> tuple[Any, int]:
+    """``fn(*args, **kwargs)`` and the largest storage (elements) any torch op returned."""
+    if _is_remote(fn):
+        reply = fn._kernel.reply(
+            "call", target=fn._marker, args=list(args), kwargs=kwargs, opts={"alloc": True}
+        )
+        largest = reply.get("largest")
+        if type(largest) is not int:
+            raise AssertionError("the allocation probe did not report a size")
+        return reply["value"], largest
+    probe = remote._Largest()
+    with probe.mode:
+        out = fn(*args, **kwargs)
+    return out, probe.largest
+
+
+@contextmanager
+def forbidding(*paths: str, message: str = "implement it yourself") -> Iterator[None]:
+    """Switch off the functions named by dotted paths (``"torch.softmax"``) for calls inside.
+
+    A call to one of them raises ``AssertionError(message)`` in the student's code.
+    """
+    if harness.active():
+        saved = (list(harness.OPTIONS["forbid"]), harness.OPTIONS["forbid_message"])
+        harness.OPTIONS.update(forbid=saved[0] + list(paths), forbid_message=message)
+        try:
+            yield
+        finally:
+            harness.OPTIONS.update(forbid=saved[0], forbid_message=saved[1])
+    else:
+        with remote.forbidding(list(paths), message):
+            yield
+
+
+def use_correct(name: str, function: Callable) -> None:
+    """For the rest of this test cell, ``name`` is ``function`` for the student's code too.
+
+    ``function`` is the instructor's (defined in the test cell): its source is sent to the
+    student's process and bound there for every call. In a plain kernel the name is put
+    back after the cell.
+    """
+    caller = sys._getframe(1).f_globals
+    if harness.active():
+        harness.OPTIONS["replace"][name] = inspect.getsource(function)
+        caller[name] = function
+        return
+    original = caller.get(name)
+    caller[name] = function
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is None:
+        return
+
+    def restore(*_):
+        caller[name] = original
+        shell.events.unregister("post_run_cell", restore)
+
+    shell.events.register("post_run_cell", restore)
+
+
+def _map(fn, arg_sets: list[list], kwargs: dict, output: int | None) -> list:
+    if _is_remote(fn):
+        return fn._kernel.request(
+            "map", target=fn._marker, arg_sets=arg_sets, kwargs=kwargs, out=output
+        )
+    with torch.no_grad():
+        return [remote._select(fn(*a, **kwargs), output) for a in arg_sets]
+
+
+def _vjp(fn, args: list, kwargs: dict, wrt: list[int], output, cotangents: list) -> list:
+    if _is_remote(fn):
+        return fn._kernel.request(
+            "vjp", target=fn._marker, args=args, kwargs=kwargs, wrt=wrt, out=output,
+            cotangents=cotangents,
+        )
+    args = list(args)
+    for i in wrt:
+        args[i] = args[i].detach().requires_grad_(True)
+    out = remote._select(fn(*args, **kwargs), output)
+    if not isinstance(out, torch.Tensor) or not out.requires_grad:
+        raise AssertionError("no gradient flows from the output to the inputs")
+    return [
+        list(torch.autograd.grad(out, [args[i] for i in wrt], u, retain_graph=True, allow_unused=True))
+        for u in cotangents
+    ]
+
+
+def _directions(shapes: list[torch.Size], dtype, g: torch.Generator, n_max: int) -> list[list]:
+    """Basis vectors when there are few elements, random directions otherwise."""
+    sizes = [int(torch.Size(s).numel()) for s in shapes]
+    total = sum(sizes)
+    if total <= n_max:
+        flat = list(torch.eye(total, dtype=dtype))
+    else:
+        flat = list(torch.randn(n_max, total, generator=g, dtype=dtype))
+    return [[part.reshape(s) for part, s in zip(v.split(sizes), shapes)] for v in flat]
+
+
+def gradcheck(
+    fn: Callable,
+    args: tuple,
+    kwargs: dict | None = None,
+    *,
+    output: int | None = None,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+) -> bool:
+    """Check the gradients of ``fn`` (output ``output`` if it returns a tuple) in float64.
+
+    The differentiated inputs are the tensors in ``args`` with ``requires_grad=True``.
+    For cotangents ``u`` and directions ``d`` chosen here, ``u · (J d)`` from central
+    differences of ``fn`` must equal ``(uᵀ J) · d`` from the gradients that autograd
+    computes for ``fn``, as in ``torch.autograd.gradcheck`` (same ``eps``, ``atol``,
+    ``rtol``). Raises ``AssertionError`` naming the worst mismatch; returns True.
+    """
+    kwargs = dict(kwargs or {})
+    args = list(args)
+    wrt = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+    if not wrt:
+        raise ValueError("gradcheck: no argument has requires_grad=True")
+    plain = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
+    g = torch.Generator().manual_seed(0)
+    dtype = plain[wrt[0]].dtype
+    directions = _directions([plain[i].shape for i in wrt], dtype, g, 48)
+    arg_sets = []
+    for d in directions:
+        for sign in (1.0, -1.0):
+            moved = list(plain)
+            for i, di in zip(wrt, d):
+                moved[i] = plain[i] + sign * eps * di
+            arg_sets.append(moved)
+    outs = _map(fn, arg_sets, kwargs, output)
+    if not all(type(o) is torch.Tensor for o in outs) or len(outs) != len(arg_sets):
+        raise AssertionError("gradcheck: the function must return a tensor")
+    jd = [(outs[2 * j] - outs[2 * j + 1]).to(dtype) / (2 * eps) for j in range(len(directions))]
+    cotangents = _directions([jd[0].shape], dtype, g, 48)
+    grads = _vjp(fn, plain, kwargs, wrt, output, [u[0] for u in cotangents])
+    worst = (0.0, "")
+    for ui, (u,) in enumerate(cotangents):
+        g_u = grads[ui]
+        if len(g_u) != len(wrt) or any(x is not None and type(x) is not torch.Tensor for x in g_u):
+            raise AssertionError("gradcheck: malformed gradients")
+        for dj, d in enumerate(directions):
+            numeric = float((u * jd[dj]).sum())
+            analytic = sum(
+                float((gk.to(dtype) * dk).sum()) for gk, dk in zip(g_u, d) if gk is not None
+            )
+            err = abs(numeric - analytic) - (atol + rtol * abs(numeric))
+            if err > worst[0]:
+                worst = (err, f"numerical {numeric:.6g} vs analytical {analytic:.6g}")
+    if worst[0] > 0:
+        raise AssertionError(f"gradients do not match finite differences: {worst[1]}")
+    return True

@@ -1,0 +1,238 @@
+"""The grading harness: the process where test cells run and verdicts are decided.
+
+``course grade`` runs every test cell of a submission here, in a kernel of its own in
+which no student code is ever executed (:class:`~course_lib.grading.execute.SandboxedExecute`
+routes the cells). The names the answer cells define are bound in the harness's
+namespace before each test cell: plain values as values, everything else (functions,
+classes, instances) as :class:`Remote` handles. Calling a handle sends the arguments to
+the sandboxed student kernel *by value* and receives the result *by value*
+(:mod:`course_lib.grading.wire`); attribute reads, ``len`` and iteration are forwarded the
+same way. References, comparisons, tolerances and the pass/fail verdict exist only here,
+and the test cell's outputs are this kernel's outputs.
+
+The student's side is :mod:`course_lib.grading.remote`. What a test needs from the
+student's process (gradients, inputs after a call, switched-off torch functions, the
+largest allocation) goes through :mod:`course_lib.grading.checks`, which works the same
+in a student's own kernel (the release's visible tests) and here.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from . import wire
+
+# Per test cell: what every call to the student's code carries (set by checks).
+OPTIONS: dict[str, Any] = {"replace": {}, "forbid": [], "forbid_message": ""}
+_STATE: dict[str, Any] = {"kernel": None, "names": []}
+
+
+class StudentError(Exception):
+    """An exception raised by the student's code, as the harness sees it."""
+
+
+class StudentKernelDied(RuntimeError):
+    """The student's kernel died (it exited, or a limit killed it)."""
+
+
+def _exception(name: str, message: str) -> BaseException:
+    """An exception of the builtin type the student's code raised (or StudentError)."""
+    kind = getattr(builtins, name, None)
+    if isinstance(kind, type) and issubclass(kind, Exception) and kind is not StopIteration:
+        return kind(message)
+    return StudentError(f"{name}: {message}")
+
+
+class Remote:
+    """A handle to an object in the student's kernel: calls and reads are forwarded."""
+
+    __slots__ = ("_kernel", "_marker")
+
+    def __init__(self, kernel: StudentKernel, marker: dict) -> None:
+        object.__setattr__(self, "_kernel", kernel)
+        object.__setattr__(self, "_marker", marker)
+
+    def __call__(self, *args, **kwargs):
+        return self._kernel.request("call", target=self._marker, args=list(args), kwargs=kwargs)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._kernel.request("getattr", target=self._marker, name=name)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("the student's objects cannot be changed from a test")
+
+    def __len__(self) -> int:
+        n = self._kernel.request("len", target=self._marker)
+        if type(n) is not int:
+            raise TypeError(f"len() of the student's {self._marker['type']} is not an int")
+        return n
+
+    def __iter__(self):
+        return iter(self._kernel.request("iter", target=self._marker))
+
+    def __repr__(self) -> str:
+        return f"<the student's {self._marker.get('type', 'object')}>"
+
+
+class StudentKernel:
+    """A client of the sandboxed student kernel, used only by the harness."""
+
+    def __init__(self, connection_file: str, pid: int | None, timeout: float) -> None:
+        from jupyter_client import BlockingKernelClient
+
+        self.client = BlockingKernelClient(connection_file=connection_file)
+        self.client.load_connection_file()
+        self.client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=True)
+        self.pid, self.timeout = pid, timeout
+        self.findings: list[dict] = []
+
+    def request(self, op: str, **payload) -> Any:
+        """Send one request; return the value it answers (handles become Remote)."""
+        return self.reply(op, **payload).get("value")
+
+    def reply(self, op: str, **payload) -> dict:
+        """Send one request; return the whole decoded reply (``value`` and extras)."""
+        payload = {"op": op, **payload}
+        if op in ("call", "vjp", "map"):
+            opts = payload.setdefault("opts", {})
+            opts.setdefault("replace", dict(OPTIONS["replace"]))
+            opts.setdefault("forbid", list(OPTIONS["forbid"]))
+            opts.setdefault("forbid_message", OPTIONS["forbid_message"])
+        message = wire.dumps(wire.to_plain(payload, _refuse))
+        expression = f"__import__('course_lib.grading.remote', fromlist=['serve']).serve({message!r})"
+        msg_id = self.client.execute(
+            "", silent=True, store_history=False, user_expressions={"r": expression},
+            allow_stdin=False, stop_on_error=False,
+        )
+        content = self._reply(msg_id)
+        self._note_guard(content)
+        if content.get("status") != "ok":
+            raise _exception(content.get("ename", "Error"), content.get("evalue", ""))
+        result = content.get("user_expressions", {}).get("r", {})
+        if result.get("status") != "ok":
+            raise _exception(result.get("ename", "Error"), result.get("evalue", ""))
+        try:
+            reply = wire.loads(ast.literal_eval(result["data"]["text/plain"]))
+        except (KeyError, ValueError, SyntaxError, TypeError, MemoryError):
+            raise wire.WireError("the student's kernel sent a malformed reply") from None
+        if type(reply) is not dict:
+            raise wire.WireError("the student's kernel sent a malformed reply")
+        if "error" in reply:
+            name, message = (list(reply["error"]) + ["", ""])[:2]
+            raise _exception(str(name), str(message))
+        return {k: wire.from_plain(v, self._remote) for k, v in reply.items()}
+
+    def _remote(self, marker: dict) -> Remote:
+        return Remote(self, marker)
+
+    def _reply(self, msg_id: str) -> dict:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._interrupt()
+                raise TimeoutError(f"the student's code did not finish within {self.timeout:.0f} s")
+            if not self.alive():
+                raise StudentKernelDied("the student's kernel died while running their code")
+            try:
+                msg = self.client.get_shell_msg(timeout=min(left, 0.5))
+            except Exception:  # noqa: BLE001 - queue.Empty: not yet
+                continue
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return msg["content"]
+
+    def _interrupt(self) -> None:
+        try:
+            self.client.control_channel.send(self.client.session.msg("interrupt_request", {}))
+        except Exception:  # noqa: BLE001 - a dead kernel cannot be interrupted
+            pass
+
+    def alive(self) -> bool:
+        if not self.pid:
+            return True
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X")
+
+    def _note_guard(self, content: dict) -> None:
+        guard = content.get("course_guard")
+        if guard is None:
+            self.findings.append({"reason": "grading kernel altered", "detail": "a reply without the guard's report"})
+            return
+        for when in ("before", "during"):
+            for finding in guard.get(when, []):
+                self.findings.append({"reason": "changed what the tests rely on", "detail": f"{when} a call: {finding}"})
+
+
+def _refuse(obj: Any) -> dict:
+    if isinstance(obj, Remote):
+        return obj._marker
+    raise wire.WireError(
+        f"a test can only pass plain data to the student's code, not a {type(obj).__name__}"
+    )
+
+
+def active() -> bool:
+    """True in the harness kernel of ``course grade`` (False in any other kernel)."""
+    return _STATE["kernel"] is not None
+
+
+def kernel() -> StudentKernel:
+    return _STATE["kernel"]
+
+
+def attach(config: dict) -> None:
+    """Start grading a new submission: forget the last one, connect to this student's kernel."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if _STATE["kernel"] is not None:
+        _STATE["kernel"].client.stop_channels()
+    shell.reset(new_session=False)
+    os.chdir(config["workdir"])
+    import random
+
+    import torch
+
+    random.seed(0)
+    torch.manual_seed(0)
+    _STATE.update(
+        kernel=StudentKernel(config["connection_file"], config.get("pid"), config["timeout"]),
+        names=list(config["names"]),
+        findings_file=config["findings_file"],
+    )
+
+
+def begin_cell() -> None:
+    """Before a test cell: fresh options, and the student's names bound as they are now."""
+    from IPython import get_ipython
+
+    OPTIONS.update(replace={}, forbid=[], forbid_message="")
+    ns = get_ipython().user_ns
+    for name in _STATE["names"]:
+        ns.pop(name, None)
+    values = kernel().request("get", names=_STATE["names"])
+    if type(values) is not dict:
+        raise wire.WireError("the student's kernel sent a malformed reply")
+    values = {k: v for k, v in values.items() if k in _STATE["names"]}
+    ns.update(values)
+
+
+def end_cell() -> None:
+    """After a test cell: hand the findings to the grader."""
+    found = kernel().findings
+    if found:
+        with open(_STATE["findings_file"], "a") as f:
+            for item in found:
+                f.write(json.dumps(item) + "\n")
+        found.clear()
