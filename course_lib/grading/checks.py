@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,7 +96,8 @@ def use_correct(name: str, function: Callable) -> None:
     """
     caller = sys._getframe(1).f_globals
     if harness.active():
-        harness.OPTIONS["replace"][name] = inspect.getsource(function)
+        source = textwrap.dedent(inspect.getsource(function))
+        harness.OPTIONS["replace"][name] = [source, function.__name__]
         caller[name] = function
         return
     original = caller.get(name)
@@ -128,7 +130,12 @@ def _map(fn, arg_sets: list[list], kwargs: dict, output: int | None) -> list:
 def _vjp(fn, args: list, kwargs: dict, wrt: list[int], output, cotangents: list) -> list:
     if _is_remote(fn):
         return fn._kernel.request(
-            "vjp", target=fn._marker, args=args, kwargs=kwargs, wrt=wrt, out=output,
+            "vjp",
+            target=fn._marker,
+            args=args,
+            kwargs=kwargs,
+            wrt=wrt,
+            out=output,
             cotangents=cotangents,
         )
     args = list(args)
@@ -138,7 +145,11 @@ def _vjp(fn, args: list, kwargs: dict, wrt: list[int], output, cotangents: list)
     if not isinstance(out, torch.Tensor) or not out.requires_grad:
         raise AssertionError("no gradient flows from the output to the inputs")
     return [
-        list(torch.autograd.grad(out, [args[i] for i in wrt], u, retain_graph=True, allow_unused=True))
+        list(
+            torch.autograd.grad(
+                out, [args[i] for i in wrt], u, retain_graph=True, allow_unused=True
+            )
+        )
         for u in cotangents
     ]
 
@@ -151,7 +162,7 @@ def _directions(shapes: list[torch.Size], dtype, g: torch.Generator, n_max: int)
         flat = list(torch.eye(total, dtype=dtype))
     else:
         flat = list(torch.randn(n_max, total, generator=g, dtype=dtype))
-    return [[part.reshape(s) for part, s in zip(v.split(sizes), shapes)] for v in flat]
+    return [[part.reshape(s) for part, s in zip(v.split(sizes), shapes, strict=True)] for v in flat]
 
 
 def gradcheck(
@@ -185,7 +196,7 @@ def gradcheck(
     for d in directions:
         for sign in (1.0, -1.0):
             moved = list(plain)
-            for i, di in zip(wrt, d):
+            for i, di in zip(wrt, d, strict=True):
                 moved[i] = plain[i] + sign * eps * di
             arg_sets.append(moved)
     outs = _map(fn, arg_sets, kwargs, output)
@@ -202,7 +213,9 @@ def gradcheck(
         for dj, d in enumerate(directions):
             numeric = float((u * jd[dj]).sum())
             analytic = sum(
-                float((gk.to(dtype) * dk).sum()) for gk, dk in zip(g_u, d) if gk is not None
+                float((gk.to(dtype) * dk).sum())
+                for gk, dk in zip(g_u, d, strict=True)
+                if gk is not None
             )
             err = abs(numeric - analytic) - (atol + rtol * abs(numeric))
             if err > worst[0]:

@@ -118,6 +118,7 @@ class HarnessKernel:
 
 def declared_names(sources: list[str], instructor: list[str]) -> list[str]:
     """Names the answer cells define (def, class, assignment), minus the setup cells'."""
+
     def names(source: str) -> set[str]:
         try:
             tree = ast.parse(source)

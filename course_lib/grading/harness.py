@@ -107,10 +107,16 @@ class StudentKernel:
             opts.setdefault("forbid", list(OPTIONS["forbid"]))
             opts.setdefault("forbid_message", OPTIONS["forbid_message"])
         message = wire.dumps(wire.to_plain(payload, _refuse))
-        expression = f"__import__('course_lib.grading.remote', fromlist=['serve']).serve({message!r})"
+        expression = (
+            f"__import__('course_lib.grading.remote', fromlist=['serve']).serve({message!r})"
+        )
         msg_id = self.client.execute(
-            "", silent=True, store_history=False, user_expressions={"r": expression},
-            allow_stdin=False, stop_on_error=False,
+            "",
+            silent=True,
+            store_history=False,
+            user_expressions={"r": expression},
+            allow_stdin=False,
+            stop_on_error=False,
         )
         content = self._reply(msg_id)
         self._note_guard(content)
@@ -167,11 +173,18 @@ class StudentKernel:
     def _note_guard(self, content: dict) -> None:
         guard = content.get("course_guard")
         if guard is None:
-            self.findings.append({"reason": "grading kernel altered", "detail": "a reply without the guard's report"})
+            self.findings.append(
+                {"reason": "grading kernel altered", "detail": "a reply without the guard's report"}
+            )
             return
         for when in ("before", "during"):
             for finding in guard.get(when, []):
-                self.findings.append({"reason": "changed what the tests rely on", "detail": f"{when} a call: {finding}"})
+                self.findings.append(
+                    {
+                        "reason": "changed what the tests rely on",
+                        "detail": f"{when} a call: {finding}",
+                    }
+                )
 
 
 def _refuse(obj: Any) -> dict:
@@ -196,10 +209,10 @@ def attach(config: dict) -> None:
     from IPython import get_ipython
 
     shell = get_ipython()
+    os.chdir(config["workdir"])  # first: the last submission's folder is gone
     if _STATE["kernel"] is not None:
         _STATE["kernel"].client.stop_channels()
     shell.reset(new_session=False)
-    os.chdir(config["workdir"])
     import random
 
     import torch

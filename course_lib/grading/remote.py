@@ -100,14 +100,17 @@ def forbidding(paths: list[str], message: str):
 
 
 @contextmanager
-def replacing(sources: dict[str, str]):
-    """Bind correct functions (instructor source) in the notebook's namespace for a call."""
+def replacing(sources: dict[str, list[str]]):
+    """Bind correct functions (instructor source) in the notebook's namespace for a call.
+
+    ``sources`` maps the name to bind to ``[source, name of the function it defines]``.
+    """
     ns, saved = _namespace(), {}
-    for name, source in sources.items():
+    for name, (source, defined) in sources.items():
         if source not in _compiled:
             scope = {"__builtins__": builtins, "torch": torch, "math": math}
             exec(compile(source, f"<course:{name}>", "exec"), scope)  # noqa: S102 - instructor code
-            _compiled[source] = scope[name]
+            _compiled[source] = scope[defined]
         saved[name] = ns.get(name, _MISSING)
         ns[name] = _compiled[source]
     try:
@@ -183,8 +186,9 @@ def _vjp(request: dict) -> dict:
         raise AssertionError("no gradient flows from the output to the inputs")
     grads = []
     for cotangent in request["cotangents"]:
-        g = torch.autograd.grad(out, [args[i] for i in wrt], cotangent, retain_graph=True,
-                                allow_unused=True)
+        g = torch.autograd.grad(
+            out, [args[i] for i in wrt], cotangent, retain_graph=True, allow_unused=True
+        )
         grads.append(list(g))
     return {"value": grads}
 
@@ -197,7 +201,9 @@ def _map(request: dict) -> dict:
         stack.enter_context(replacing(request.get("opts", {}).get("replace", {})))
         with torch.no_grad():
             for args in request["arg_sets"]:
-                outs.append(_select(fn(*wire.from_plain(args, _resolve), **kwargs), request.get("out")))
+                outs.append(
+                    _select(fn(*wire.from_plain(args, _resolve), **kwargs), request.get("out"))
+                )
     return {"value": outs}
 
 

@@ -78,4 +78,6 @@ def loads(text: str) -> Any:
         data = base64.b64decode(text.encode("ascii"), validate=True)
         return torch.load(io.BytesIO(data), weights_only=True)
     except Exception as err:  # noqa: BLE001 - anything malformed is the sender's fault
-        raise WireError(f"not a plain-data message ({type(err).__name__}: {str(err)[:200]})") from None
+        raise WireError(
+            f"not a plain-data message ({type(err).__name__}: {str(err)[:200]})"
+        ) from None
