@@ -44,6 +44,137 @@ def softmax(x, dim=-1):
 """
 
 
+# Issue 11: attacks on the process where the tests run. Each hides WRONG; under `course
+# grade` the tests run in the harness, so none may gain anything over WRONG.
+PWNED = "/tmp/course-harness-pwned"
+HARNESS_ATTACKS = {
+    # in-place changes to what a test relies on (no name is rebound)
+    "code_object": "torch.testing.assert_close.__code__ = (lambda *a, **k: None).__code__\n",
+    "unwatched_module": (
+        "import torch.testing._comparison as _c\n"
+        "_c.not_close_error_metas = lambda *a, **k: []\n"
+    ),
+    "unwatched_class": (
+        "import torch.testing._comparison as _c\n"
+        "_c.TensorLikePair._compare_values = lambda self, actual, expected: None\n"
+    ),
+    # interpreter hooks reaching into the test's frames, and a thread acting during a test
+    "settrace_frames": (
+        "import sys\n"
+        "def _tr(frame, event, arg):\n"
+        "    if event == 'call':\n"
+        "        return _tr if 'ipykernel_' in frame.f_code.co_filename else None\n"
+        "    g = frame.f_globals\n"
+        "    if event == 'line' and type(g.get('_x')) is torch.Tensor and '_out' in g:\n"
+        "        try:\n"
+        "            g['_out'] = torch.softmax(g['_x'].double(), dim=g.get('_dim', -1)).to(g['_x'].dtype)\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "    return _tr\n"
+        "sys.settrace(_tr)\n"
+    ),
+    "setprofile_globals": (
+        "import sys\n"
+        "def _prof(frame, event, arg):\n"
+        "    if event == 'call' and frame.f_code.co_name == 'assert_close':\n"
+        "        frame.f_globals['not_close_error_metas'] = lambda *a, **k: []\n"
+        "sys.setprofile(_prof)\n"
+    ),
+    "thread_patches": (
+        "import threading, time\n"
+        "def _loop():\n"
+        "    while True:\n"
+        "        torch.testing.assert_close = lambda *a, **k: None\n"
+        "        time.sleep(0.0005)\n"
+        "threading.Thread(target=_loop, daemon=True).start()\n"
+    ),
+    # instance-level patching of the shell, the kernel and its session
+    "shell_instance": (
+        "_sh = get_ipython()\n"
+        "_transform = _sh.transform_cell\n"
+        "_sh.transform_cell = lambda cell: _transform(\n"
+        "    cell.replace('assert ', 'assert True or ').replace('torch.testing.assert_close(', '(lambda *a, **k: None)('))\n"
+    ),
+    "session_forges_replies": (
+        "_k = get_ipython().kernel\n"
+        "_send = _k.session.send\n"
+        "def _forge(stream, msg_or_type, content=None, parent=None, *a, **kw):\n"
+        "    kind = msg_or_type if isinstance(msg_or_type, str) else msg_or_type.get('msg_type')\n"
+        "    if kind == 'error':\n"
+        "        return None\n"
+        "    if kind == 'execute_reply' and isinstance(content, dict) and content.get('status') == 'error':\n"
+        "        content = {'status': 'ok', 'execution_count': content.get('execution_count'),\n"
+        "                   'user_expressions': {}, 'payload': []}\n"
+        "    return _send(stream, msg_or_type, content, parent, *a, **kw)\n"
+        "_k.session.send = _forge\n"
+    ),
+    # the guard itself: reached through its own module and through its snapshot
+    "guard_turned_off": (
+        "try:\n"
+        "    import course_lib.grading.guard as _g\n"
+        "    _g.Snapshot.restore = lambda self: []\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "torch.testing.assert_close = lambda *a, **k: None\n"
+    ),
+    "guard_snapshot_edited": (
+        "import gc\n"
+        "_noop = lambda *a, **k: None\n"
+        "for _o in gc.get_objects():\n"
+        "    if type(_o).__name__ == 'Snapshot' and hasattr(_o, 'namespaces'):\n"
+        "        _o.namespaces['torch.testing']['assert_close'] = _noop\n"
+        "torch.testing.assert_close = _noop\n"
+    ),
+    "reply_path_killed": "get_ipython().kernel.session.send = lambda *a, **k: None\n",
+    # a proxy bound to a name the tests use
+    "torch_proxy": (
+        "import torch as _real\n"
+        "class _Testing:\n"
+        "    def __getattr__(self, name): return getattr(_real.testing, name)\n"
+        "    @staticmethod\n"
+        "    def assert_close(*a, **k): return None\n"
+        "class _Torch:\n"
+        "    testing = _Testing()\n"
+        "    def __getattr__(self, name): return getattr(_real, name)\n"
+        "torch = _Torch()\n"
+    ),
+    # the reply channel: a pickle that would run code where it is loaded, a fake handle
+    "malicious_pickle": (
+        "import base64, os, pickle\n"
+        "import course_lib.grading.remote as _r\n"
+        "class _Boom:\n"
+        f"    def __reduce__(self): return (os.system, ('touch {PWNED}',))\n"
+        "_payload = base64.b64encode(pickle.dumps({'value': _Boom()})).decode()\n"
+        "_r.serve = lambda message: _payload\n"
+    ),
+    "fake_handles": (
+        "_wrong = softmax\n"
+        "def softmax(x, dim=-1):\n"
+        "    return {'__course_handle__': 1, 'type': 'Tensor', 'callable': False}\n"
+    ),
+}
+# Output forging: an execute_result published from inside the function, before the
+# assertion that fails (nbgrader scores a test cell by its first such output).
+FORGED_OUTPUT = WRONG.replace(
+    "def softmax(x, dim=-1):\n",
+    "def softmax(x, dim=-1):\n    get_ipython().displayhook(2.0)\n",
+)
+# Plain nbgrader runs the tests in the student's process: these fool it.
+FOOL_PLAIN = [
+    "code_object",
+    "unwatched_module",
+    "unwatched_class",
+    "setprofile_globals",
+    "thread_patches",
+    "guard_snapshot_edited",
+    "torch_proxy",
+    "forged_output",
+    "shell_instance",
+    "session_forges_replies",
+    "guard_turned_off",
+]
+
+
 def solution_sources() -> dict[str, str]:
     source = nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4)
     return {
@@ -311,6 +442,8 @@ print('PROBE', json.dumps(_found))
         "test_cell_duplicated": {"nb": duplicated},
         "test_metadata_stripped": {"nb": stripped},
         "locked_cells_edited": {"nb": edited},
+        **{name: {"nb": student(course, WRONG + code)} for name, code in HARNESS_ATTACKS.items()},
+        "forged_output": {"nb": student(course, FORGED_OUTPUT)},
         "warns_on_stderr": {
             "nb": student(
                 course,
@@ -444,6 +577,23 @@ def test_6_silenced_errors_still_fail(graded, name):
     course = graded[0]
     scores, control = cell_scores(course, name), cell_scores(course, "wrong")
     assert all(scores[k] <= control[k] for k in control), (scores, control)
+
+
+@pytest.mark.parametrize("name", [*HARNESS_ATTACKS, "forged_output"])
+def test_21_attacks_on_the_tests_process_gain_nothing(graded, name):
+    """Issue 11: the tests run where student code cannot reach, so no trick gains a point."""
+    course = graded[0]
+    scores, control = cell_scores(course, name), cell_scores(course, "wrong")
+    assert all(scores[k] <= control[k] for k in control), (scores, control)
+    assert not Path(PWNED).exists(), "the harness ran code from a reply"
+
+
+def test_22_test_cell_outputs_come_from_the_harness(graded):
+    """The forged execute_result never reaches a test cell; errors are the harness's own."""
+    nb = autograded(graded[0], "forged_output")
+    for grade_id in SOFTMAX_TESTS[:3]:
+        kinds = [o.output_type for o in cell(nb, grade_id).outputs]
+        assert "execute_result" not in kinds and "error" in kinds, (grade_id, kinds)
 
 
 def test_7_submitted_modules_are_not_importable_and_flagged(graded):
@@ -642,14 +792,17 @@ def test_plain_nbgrader_is_fooled_by_the_same_submissions(tmp_path):
     """The attacks are real: plain `nbgrader autograde` gives them points and lets them read."""
     course = make_course(tmp_path)
     crafted = attacks(course)
-    names = ["wrong", "patch_allclose", "input_transformer", "reads_and_writes"]
+    names = ["wrong", "patch_allclose", "input_transformer", "reads_and_writes", *FOOL_PLAIN]
     for name in names:
         submit(course, name, **crafted[name])
     nbgrader(course, "autograde", A)
     control = sum(cell_scores(course, "wrong").values())
     # (silenced tracebacks no longer fool nbgrader 0.9.6: it reads the reply's status)
-    for name in ["patch_allclose", "input_transformer"]:
-        assert sum(cell_scores(course, name).values()) > control, name
+    fooled = {
+        name: sum(cell_scores(course, name).values())
+        for name in ["patch_allclose", "input_transformer", *FOOL_PLAIN]
+    }
+    assert all(points > control for points in fooled.values()), (control, fooled)
     out = "".join(
         o.get("text", "") for o in cell(autograded(course, "reads_and_writes"), "softmax").outputs
     )

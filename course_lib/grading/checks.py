@@ -11,7 +11,8 @@ where the trust boundary is. Each works on a real function (a student's own kern
 * :func:`call_with_inputs`: the result, and the arguments as they are after the call
   (for "does not modify its inputs");
 * :func:`gradcheck`: gradients computed in the student's process for cotangents chosen
-  here, against finite differences of the student's function computed here;
+  here, against finite differences of the student's function computed here; :func:`grad`
+  for the gradients themselves;
 * :func:`forbidding`: torch functions switched off while the student's code runs
   ("you implemented it yourself"; it runs in the student's process, so it is defence in
   depth: tampering with it is flagged by the guard);
@@ -24,6 +25,7 @@ where the trust boundary is. Each works on a real function (a student's own kern
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -154,6 +156,36 @@ def _vjp(fn, args: list, kwargs: dict, wrt: list[int], output, cotangents: list)
     ]
 
 
+def grad(
+    fn: Callable,
+    args: tuple,
+    kwargs: dict | None = None,
+    *,
+    output: int | None = None,
+    cotangent: torch.Tensor | None = None,
+) -> list[torch.Tensor | None]:
+    """Gradients of ``fn``'s output (``output`` if it returns a tuple) for the tensors in
+    ``args`` with ``requires_grad=True``, computed where ``fn`` runs.
+
+    ``cotangent`` (default: ones, i.e. the gradient of ``output.sum()``) is chosen by the
+    test; one entry per differentiated argument, ``None`` where no gradient flows.
+    """
+    args = list(args)
+    wrt = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+    if not wrt:
+        raise ValueError("grad: no argument has requires_grad=True")
+    plain = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
+    if cotangent is None:
+        out = _map(fn, [plain], dict(kwargs or {}), output)[0]
+        if type(out) is not torch.Tensor:
+            raise AssertionError("grad: the function must return a tensor")
+        cotangent = torch.ones_like(out)
+    (grads,) = _vjp(fn, plain, dict(kwargs or {}), wrt, output, [cotangent])
+    if len(grads) != len(wrt) or any(g is not None and type(g) is not torch.Tensor for g in grads):
+        raise AssertionError("grad: malformed gradients")
+    return grads
+
+
 def _directions(shapes: list[torch.Size], dtype, g: torch.Generator, n_max: int) -> list[list]:
     """Basis vectors when there are few elements, random directions otherwise."""
     sizes = [int(torch.Size(s).numel()) for s in shapes]
@@ -218,6 +250,8 @@ def gradcheck(
                 if gk is not None
             )
             err = abs(numeric - analytic) - (atol + rtol * abs(numeric))
+            if not math.isfinite(err):  # a NaN gradient (or output) is a mismatch too
+                err = math.inf
             if err > worst[0]:
                 worst = (err, f"numerical {numeric:.6g} vs analytical {analytic:.6g}")
     if worst[0] > 0:
