@@ -51,8 +51,7 @@ HARNESS_ATTACKS = {
     # in-place changes to what a test relies on (no name is rebound)
     "code_object": "torch.testing.assert_close.__code__ = (lambda *a, **k: None).__code__\n",
     "unwatched_module": (
-        "import torch.testing._comparison as _c\n"
-        "_c.not_close_error_metas = lambda *a, **k: []\n"
+        "import torch.testing._comparison as _c\n_c.not_close_error_metas = lambda *a, **k: []\n"
     ),
     "unwatched_class": (
         "import torch.testing._comparison as _c\n"
@@ -159,6 +158,22 @@ FORGED_OUTPUT = WRONG.replace(
     "def softmax(x, dim=-1):\n",
     "def softmax(x, dim=-1):\n    get_ipython().displayhook(2.0)\n",
 )
+# Fills /tmp and the work folder (files of 32 MiB, under the 64 MiB file limit).
+FOLDER_HOG = """
+import os
+_written = {}
+for _where in ('/tmp', '.'):
+    _n = 0
+    try:
+        for _i in range(64):
+            with open(os.path.join(_where, f'hog{_i}'), 'wb') as _f:
+                _f.write(bytes(32 << 20))
+            _n += 32
+    except OSError:
+        pass
+    _written[_where] = _n
+print('WRITTEN', _written)
+"""
 # Plain nbgrader runs the tests in the student's process: these fool it.
 FOOL_PLAIN = [
     "code_object",
@@ -289,6 +304,10 @@ print('PROBE', json.dumps(_found))
     slow = student(course)
     for _ in range(6):
         slow.cells.insert(2, nbformat.v4.new_code_cell("import time; time.sleep(7)"))
+    metadata_list = student(course, WRONG)
+    cell(metadata_list, "test_softmax_stable").metadata["nbgrader"] = ["not", "a", "dict"]
+    claims_locked = student(course, WRONG + "torch.allclose = lambda *a, **k: True\n")
+    cell(claims_locked, "softmax").metadata["nbgrader"]["locked"] = True
     images = "import torch\n" + one_image + "for _ in range(50): display(Image(data=_png))\n"
     return {
         "reference": {"nb": ref},
@@ -444,6 +463,9 @@ print('PROBE', json.dumps(_found))
         "locked_cells_edited": {"nb": edited},
         **{name: {"nb": student(course, WRONG + code)} for name, code in HARNESS_ATTACKS.items()},
         "forged_output": {"nb": student(course, FORGED_OUTPUT)},
+        "folder_hog": {"nb": student(course, FOLDER_HOG + WRONG)},
+        "metadata_list": {"nb": metadata_list},
+        "claims_locked": {"nb": claims_locked},
         "warns_on_stderr": {
             "nb": student(
                 course,
@@ -591,9 +613,42 @@ def test_21_attacks_on_the_tests_process_gain_nothing(graded, name):
 def test_22_test_cell_outputs_come_from_the_harness(graded):
     """The forged execute_result never reaches a test cell; errors are the harness's own."""
     nb = autograded(graded[0], "forged_output")
-    for grade_id in SOFTMAX_TESTS[:3]:
+    for grade_id in (
+        "test_softmax_matches_torch",
+        "test_softmax_stable",
+        "test_softmax_implemented",
+    ):
         kinds = [o.output_type for o in cell(nb, grade_id).outputs]
         assert "execute_result" not in kinds and "error" in kinds, (grade_id, kinds)
+
+
+def test_23_folders_are_bounded(graded):
+    """/tmp and the work folder are tmpfs of 128 MiB each (counted in the memory budget)."""
+    course = graded[0]
+    out = "".join(
+        o.get("text", "") for o in cell(autograded(course, "folder_hog"), "softmax").outputs
+    )
+    written = json.loads(out.split("WRITTEN", 1)[1].strip().splitlines()[0].replace("'", '"'))
+    assert 0 < written["/tmp"] <= 128 and 0 < written["."] <= 128, written
+    assert cell_scores(course, "folder_hog") == cell_scores(course, "wrong")
+
+
+def test_24_bad_metadata_stops_only_that_student(graded):
+    course, proc, _, _ = graded
+    assert proc.returncode == 0
+    assert record(course, "metadata_list")["status"] in ("graded", "error")
+    assert not record(course, "metadata_list")["infrastructure"]
+    if record(course, "metadata_list")["status"] == "graded":
+        control = cell_scores(course, "wrong")
+        scores = cell_scores(course, "metadata_list")
+        assert all(scores[k] <= control[k] for k in control)
+
+
+def test_25_static_scan_ignores_claims_of_being_locked(graded):
+    assert "code replaces a comparison function" in reasons(graded[0], "claims_locked")
+    assert not any(
+        f["reason"].startswith("code") for f in record(graded[0], "reference")["findings"]
+    )
 
 
 def test_7_submitted_modules_are_not_importable_and_flagged(graded):
@@ -783,9 +838,18 @@ def test_zip_collect_imports_an_lms_download(tmp_path):
     with zipfile.ZipFile(download / "submissions.zip", "w") as zf:
         zf.writestr(f"carol_12345_67_{A}.ipynb", nbformat.writes(student(course)))
         zf.writestr(f"dave_54321_{A}.ipynb", nbformat.writes(student(course, WRONG)))
-    grade(course, "--zip", str(download))
+    with zipfile.ZipFile(download / "evil.zip", "w") as zf:  # ids that are paths
+        zf.writestr(f".._1_{A}.ipynb", nbformat.writes(student(course)))
+        zf.writestr(f"..._2_{A}.ipynb", nbformat.writes(student(course)))
+    before = {p for p in course.rglob("*")}
+    proc = grade(course, "--zip", str(download))
     assert sum(cell_scores(course, "carol").values()) == max_total(course)
     assert sum(cell_scores(course, "dave").values()) < max_total(course)
+    assert "not collected" in proc.stderr
+    top = {"submitted", "downloaded", "autograded", "feedback", "reports", "gradebook.db"}
+    for path in {p for p in course.rglob("*")} - before:
+        assert path.relative_to(course).parts[0] in top, path
+    assert not (course / A).exists() and not (course.parent / A).exists()
 
 
 def test_plain_nbgrader_is_fooled_by_the_same_submissions(tmp_path):

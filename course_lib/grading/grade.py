@@ -45,6 +45,8 @@ INFRASTRUCTURE_SIGNS = (
     "could not connect",
     "SandboxError",
 )
+# Files nbgrader itself puts beside a submission (collect, the exchange).
+NBGRADER_FILES = {"timestamp.txt", "submission_secret.txt"}
 SUSPICIOUS = (  # (pattern, why): flagged for the instructor to read, never scored
     (
         r"get_ipython\(\)\.(input_transformers|ast_transformers|events|set_custom_exc|showtraceback)",
@@ -122,44 +124,68 @@ def _release_files(root: Path, config: Config, assignment: str) -> set[str]:
     return {str(p.relative_to(source)) for p in source.rglob("*") if p.is_file()}
 
 
-def _static_findings(folder: Path, release_files: set[str]) -> list[dict]:
+def _instructor_sources(root: Path, config: Config, assignment: str) -> set[str]:
+    """The sources of the release's locked cells: what the static scan may skip."""
+    release = root / config.CourseDirectory.get("release_directory", "release") / assignment
+    sources = set()
+    for path in release.glob("*.ipynb"):
+        for cell in json.loads(path.read_text()).get("cells", []):
+            if (cell.get("metadata", {}).get("nbgrader") or {}).get("locked"):
+                text = cell.get("source", "")
+                sources.add("".join(text) if isinstance(text, list) else text)
+    return sources
+
+
+def _static_findings(folder: Path, release_files: set[str], skip: set[str]) -> list[dict]:
     """Flags read from the submitted folder before anything runs."""
     findings = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = str(path.relative_to(folder))
-        if rel not in release_files and rel != "timestamp.txt":
+        if rel not in release_files and rel not in NBGRADER_FILES:
             findings.append(
                 {"cell": "", "reason": "extra file (not visible to the tests)", "detail": rel}
             )
         if path.suffix == ".ipynb":
-            findings += _scan_notebook(path)
+            findings += _scan_notebook(path, skip)
     return findings
 
 
-def _scan_notebook(path: Path) -> list[dict]:
+def _scan_notebook(path: Path, skip: set[str]) -> list[dict]:
+    """Suspicious code in any cell that is not, character for character, a locked cell of
+    the release. The submitted metadata is not trusted: a cell that claims to be locked
+    is scanned like any other."""
     try:
         cells = json.loads(path.read_text(errors="replace")).get("cells", [])
     except (ValueError, AttributeError):
         return []
     found = []
     for cell in cells if isinstance(cells, list) else []:
-        meta = (cell.get("metadata") or {}).get("nbgrader") or {} if isinstance(cell, dict) else {}
-        source = cell.get("source", "") if isinstance(cell, dict) else ""
-        source = "".join(source) if isinstance(source, list) else str(source)
+        if not isinstance(cell, dict):
+            continue
+        source = cell.get("source", "")
+        source = "".join(map(str, source)) if isinstance(source, list) else str(source)
+        if source in skip:
+            continue
+        meta = cell.get("metadata")
+        meta = meta.get("nbgrader") if isinstance(meta, dict) else None
+        grade_id = meta.get("grade_id", "") if isinstance(meta, dict) else ""
         for pattern, reason in SUSPICIOUS:
             match = re.search(pattern, source)
-            if match and not meta.get("locked"):
+            if match:
                 found.append(
-                    {
-                        "cell": meta.get("grade_id", ""),
-                        "reason": f"code {reason}",
-                        "detail": match.group(0),
-                    }
+                    {"cell": str(grade_id), "reason": f"code {reason}", "detail": match.group(0)}
                 )
     return found
 
 
-def grade_one(root: str, assignment: str, student: str, config: Config, release: set[str]):
+def grade_one(
+    root: str,
+    assignment: str,
+    student: str,
+    config: Config,
+    release: set[str],
+    skip: set[str] = frozenset(),
+):
     """Autograde one student and write their feedback (runs in a worker process)."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
@@ -173,7 +199,10 @@ def grade_one(root: str, assignment: str, student: str, config: Config, release:
     config.SandboxedExecute.report_file = str(reports / f"{student}.execution.json")
     Path(config.SandboxedExecute.report_file).unlink(missing_ok=True)
     submitted = Path(root) / "submitted" / student / assignment
-    findings = _static_findings(submitted, release)
+    try:
+        findings = _static_findings(submitted, release, skip)
+    except Exception as err:  # noqa: BLE001 - a strange submission is flagged, not fatal
+        findings = [{"cell": "", "reason": "could not be scanned", "detail": repr(err)[:300]}]
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
     try:
         result = api.autograde(assignment, student, force=True, create=True)
@@ -231,9 +260,45 @@ def zip_collect(root: Path, config: Config, assignment: str, folder: Path) -> No
         config.FileNameCollectorPlugin.named_regexp = (
             rf"(?:.*/)?(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>{names})$"
         )
+    config.ZipCollectApp.collector_plugin = _safe_collector()
     app = ZipCollectApp(config=config)
     app.initialize([assignment, "--force"])
     app.start()
+
+
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+
+
+def safe_student_id(student_id: str) -> bool:
+    """A student id that is one plain folder name: never ``..``, never a path."""
+    return isinstance(student_id, str) and SAFE_ID.fullmatch(student_id) is not None
+
+
+def _safe_file_id(file_id: str) -> bool:
+    parts = Path(file_id).parts if isinstance(file_id, str) else ("..",)
+    return bool(parts) and not Path(file_id).is_absolute() and ".." not in parts
+
+
+def _safe_collector():
+    """nbgrader's file-name collector, refusing ids that would write outside submitted/."""
+    from nbgrader.plugins import FileNameCollectorPlugin
+
+    class SafeFileNameCollector(FileNameCollectorPlugin):
+        def collect(self, submitted_file):
+            info = super().collect(submitted_file)
+            if info and not (
+                safe_student_id(info.get("student_id")) and _safe_file_id(info.get("file_id"))
+            ):
+                print(
+                    f"course grade: not collected {Path(submitted_file).name}: "
+                    f"student id {info.get('student_id')!r} / file {info.get('file_id')!r} "
+                    "is not a plain name",
+                    file=sys.stderr,
+                )
+                return None
+            return info
+
+    return SafeFileNameCollector
 
 
 def _students(root: Path, assignment: str, wanted: list[str] | None) -> list[str]:
@@ -312,13 +377,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_batch(root: Path, args, config: Config, students: list[str]) -> list[dict]:
     release = _release_files(root, config, args.assignment)
+    skip = _instructor_sources(root, config, args.assignment)
     os.environ.setdefault(
         "OMP_NUM_THREADS", "1" if args.workers > 1 else str(min(os.cpu_count(), 4))
     )
     records = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         futures = {
-            pool.submit(grade_one, str(root), args.assignment, s, config, release): s
+            pool.submit(grade_one, str(root), args.assignment, s, config, release, skip): s
             for s in students
         }
         bar = progress(as_completed(futures), "grading", total=len(futures), unit="submission")

@@ -1,9 +1,10 @@
 """Run a submission's kernel in a bubblewrap sandbox (Debian package ``bubblewrap``).
 
 The kernel sees a read-only system (``/usr``, ``/etc``, the Python installation and
-``course_lib``), a private ``/tmp``, an empty ``/dev`` and ``/proc``, and one writable
-folder: a throwaway copy of the assignment's released data files (never the submitted
-extra files, so a submitted ``numpy.py`` cannot shadow numpy). It does not see the course
+``course_lib``), an empty ``/dev`` and ``/proc``, and two writable folders, both tmpfs of
+a fixed size counted in the memory budget (:class:`Limits`): a private ``/tmp`` and the
+work folder, which holds the assignment's released data files read-only (never the
+submitted extra files, so a submitted ``numpy.py`` cannot shadow numpy). It does not see the course
 folder, the gradebook, ``solutions/`` or other submissions; it has no network (every
 namespace is unshared; the kernel talks to the grader over Unix sockets in a private
 folder); it runs as an unprivileged user (a uid of its own when the grader is root) with limits
@@ -49,10 +50,19 @@ FIX = (
 class Limits:
     """Per-submission limits (the kernel and everything it starts)."""
 
-    memory_bytes: int = 4 << 30  # address space; torch's CPU import needs ~1.5 GiB
+    memory_bytes: int = 4 << 30  # all memory: address space plus the two folders below
     cpu_seconds: int = 300
     processes: int = 64
     file_bytes: int = 64 << 20
+    folder_bytes: int = 128 << 20  # each of /tmp and the work folder (tmpfs, i.e. memory)
+
+    def address_space(self) -> int:
+        """RLIMIT_AS: what is left of the memory budget after the two tmpfs folders.
+
+        A tmpfs lives in memory the address-space limit does not see, so its size is
+        counted here; torch's CPU import needs ~1.5 GiB of address space.
+        """
+        return self.memory_bytes - 2 * self.folder_bytes
 
 
 class SandboxError(RuntimeError):
@@ -79,9 +89,17 @@ def _parents(paths: list[str]) -> list[str]:
 
 
 def bwrap_command(
-    workdir: Path, sockets: Path, command: list[str], env: dict[str, str] | None = None
+    workdir: Path,
+    sockets: Path,
+    command: list[str],
+    env: dict[str, str] | None = None,
+    folder_bytes: int = Limits.folder_bytes,
 ) -> list[str]:
-    """The command line that runs ``command`` in the sandbox, in ``workdir``, with ``env``."""
+    """The command line that runs ``command`` in the sandbox, in ``workdir``, with ``env``.
+
+    ``/tmp`` and ``workdir`` are tmpfs folders of ``folder_bytes`` each (the files staged
+    in ``workdir`` on the host are bound into it read-only).
+    """
     env = os.environ if env is None else env
     bwrap = shutil.which("bwrap")
     if bwrap is None:
@@ -95,7 +113,8 @@ def bwrap_command(
     namespaces += ["--unshare-cgroup-try"] if root else ["--unshare-user"]
     cmd = [bwrap, *namespaces, "--die-with-parent", "--new-session", "--clearenv"]
     # A private /tmp first: what is bound below stays visible even when it lives in /tmp.
-    cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
+    size = ["--size", str(folder_bytes)]
+    cmd += ["--perms", "1777", *size, "--tmpfs", "/tmp"]
     readonly = _readonly_paths()
     for folder in _parents([*readonly, str(workdir), str(sockets)]):
         cmd += ["--perms", "0755", "--dir", folder]  # bwrap copies e.g. /root's 0700
@@ -105,7 +124,10 @@ def bwrap_command(
         if Path(link).is_symlink():
             cmd += ["--symlink", os.readlink(link), link]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
-    cmd += ["--bind", str(workdir), str(workdir), "--bind", str(sockets), str(sockets)]
+    cmd += ["--perms", "1777", *size, "--tmpfs", str(workdir)]
+    for path in sorted(p for p in workdir.rglob("*") if p.is_file()):
+        cmd += ["--ro-bind", str(path), str(path)]
+    cmd += ["--bind", str(sockets), str(sockets)]
     cmd += ["--chdir", str(workdir), "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin"]
     for name in ("LANG", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "COURSE_GRADE_LIMITS"):
         if name in env:
@@ -129,10 +151,10 @@ def check_sandbox() -> None:
         for folder in (work, socks):
             folder.mkdir()
             _own(folder)
-        probe = "import course_lib, pathlib; pathlib.Path('ok').write_text('ok')"
+        probe = f"import course_lib, pathlib; pathlib.Path({str(socks / 'ok')!r}).write_text('ok')"
         cmd = bwrap_command(work, socks, [sys.executable, "-c", probe])
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0 or not (work / "ok").exists():
+        if done.returncode != 0 or not (socks / "ok").exists():
             raise SandboxError(f"the sandbox did not start: {done.stderr.strip()[-500:]}. " + FIX)
 
 
@@ -173,9 +195,12 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw):
         command = [sys.executable, "-m", "course_lib.grading.guard", "-f", self.connection_file]
         env = dict(kw.get("env") or os.environ)
-        env["COURSE_GRADE_LIMITS"] = json.dumps({**asdict(Limits()), **self.limits})
+        limits = Limits(**{**asdict(Limits()), **self.limits})
+        env["COURSE_GRADE_LIMITS"] = json.dumps(
+            {**asdict(limits), "memory_bytes": limits.address_space()}
+        )
         if self.sandbox:
-            command = bwrap_command(self.workdir, self.sockets, command, env)
+            command = bwrap_command(self.workdir, self.sockets, command, env, limits.folder_bytes)
             kw["cwd"] = str(self._tmp)
         else:
             kw["cwd"] = str(self.workdir)

@@ -1,0 +1,119 @@
+"""course_lib.grading.checks and wire, in a plain process (the harness path is tested
+through the real command in test_grading.py and the assignment catalogue)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import pickle
+
+import pytest
+import torch
+
+from course_lib.grading import checks, remote, wire
+
+
+def softmax(x, dim=-1):
+    e = torch.exp(x - x.amax(dim=dim, keepdim=True))
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def test_readme_example_runs_locally():
+    x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    copy = x.detach().clone()
+    out, (after,), _ = checks.call_with_inputs(softmax, x, dim=0)
+    assert type(out) is torch.Tensor and torch.equal(after, copy)
+    torch.testing.assert_close(out, torch.softmax(copy, dim=0))
+    assert checks.gradcheck(softmax, (x,), {"dim": 0})
+    with checks.forbidding("torch.softmax", message="implement it yourself"):
+        softmax(x.detach())
+        with pytest.raises(AssertionError, match="implement it yourself"):
+            torch.softmax(x, dim=0)
+    torch.softmax(x, dim=0)  # switched back on
+
+
+def test_call_with_inputs_sees_a_mutation():
+    def mutates(x):
+        x.mul_(2)
+        return x
+
+    x = torch.ones(3)
+    copy = x.clone()
+    _, (after,), _ = checks.call_with_inputs(mutates, x)
+    assert not torch.equal(after, copy)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda x: softmax(x.detach()),  # no gradient at all
+        lambda x: softmax(x) + 0.1 * (x - x.detach()),  # a wrong gradient
+        lambda x: softmax(x) + (x - x.detach()) * float("nan"),  # NaN gradients
+    ],
+)
+def test_gradcheck_fails_wrong_gradients(bad):
+    x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(AssertionError):
+        checks.gradcheck(bad, (x,))
+
+
+def test_gradcheck_agrees_with_torch_on_a_tuple_output():
+    q = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 5, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(3, 5) < 0.7
+    mask[:, 0] = True
+
+    def weights_and_scores(q, k, mask):
+        s = (q @ k.transpose(-2, -1)).masked_fill(~mask, -torch.inf)
+        return s, torch.softmax(s, dim=-1)
+
+    assert checks.gradcheck(weights_and_scores, (q, k, mask), output=1)
+    assert torch.autograd.gradcheck(lambda a, b: weights_and_scores(a, b, mask)[1], (q, k))
+    (gq, gk) = checks.grad(weights_and_scores, (q, k, mask), output=1)
+    assert gq.shape == q.shape and gk.shape == k.shape
+
+
+def test_largest_allocation_sees_the_scores():
+    q, k = torch.randn(64, 4), torch.randn(48, 4)
+    _, largest = checks.largest_allocation(lambda a, b: (a @ b.T).sum(), q, k)
+    assert largest >= 64 * 48
+
+
+def test_wire_carries_plain_data_and_hands_out_handles():
+    handles = []
+    obj = {
+        "t": torch.randn(1000, 4)[:2],
+        "p": torch.nn.Parameter(torch.ones(2)),
+        "m": torch.empty(2, 3, device="meta"),
+        "rest": [None, 1, 2.5, "s", b"b", torch.float16, torch.device("cpu"), torch.Size([2])],
+        "module": torch.nn.Linear(2, 2),
+    }
+    plain = wire.to_plain(obj, lambda o: handles.append(o) or {wire.HANDLE: 1, "type": "x"})
+    text = wire.dumps(plain)
+    back = wire.loads(text)
+    assert len(base64.b64decode(text)) < 4000  # a view crosses as its own data only
+    assert type(back["p"]) is torch.Tensor and back["m"].device.type == "meta"
+    assert back["rest"] == obj["rest"] and handles == [obj["module"]]
+    assert back["module"] == {wire.HANDLE: 1, "type": "x"}
+
+
+def test_wire_refuses_code_and_oversized_messages(tmp_path, monkeypatch):
+    target = tmp_path / "pwned"
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {target}",))
+
+    with pytest.raises(wire.WireError):
+        wire.loads(base64.b64encode(pickle.dumps({"value": Boom()})).decode())
+    assert not target.exists()
+    with pytest.raises(wire.WireError):
+        wire.loads("not base64 ***")
+    monkeypatch.setattr(wire, "MAX_BYTES", 1000)
+    with pytest.raises(wire.WireError, match="too large"):
+        wire.dumps(torch.zeros(1000))
+
+
+def test_remote_serve_answers_errors_by_value():
+    reply = wire.loads(remote.serve(wire.dumps({"op": "getattr", "target": {}, "name": "x"})))
+    assert reply["error"][0] == "LookupError"
