@@ -175,18 +175,15 @@ for _where in ('/tmp', '.'):
 print('WRITTEN', _written)
 """
 # Plain nbgrader runs the tests in the student's process: these fool it.
+# (measured: 11 of the 16 fool it; these 7, one of each kind, are checked in CI)
 FOOL_PLAIN = [
     "code_object",
-    "unwatched_module",
     "unwatched_class",
     "setprofile_globals",
-    "thread_patches",
+    "session_forges_replies",
     "guard_snapshot_edited",
     "torch_proxy",
     "forged_output",
-    "shell_instance",
-    "session_forges_replies",
-    "guard_turned_off",
 ]
 
 
