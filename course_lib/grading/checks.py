@@ -16,8 +16,11 @@ where the trust boundary is. Each works on a real function (a student's own kern
 * :func:`forbidding`: torch functions switched off while the student's code runs
   ("you implemented it yourself"; it runs in the student's process, so it is defence in
   depth: tampering with it is flagged by the guard);
+* :func:`peak_memory`: how far the resident memory of the student's process rose during
+  the call, read from ``/proc`` outside it;
 * :func:`largest_allocation`: the largest tensor any torch operation returned during the
-  call (a ``TorchDispatchMode`` in the student's process: defence in depth again);
+  call (a ``TorchDispatchMode`` in the student's process: the second signal, defence in
+  depth);
 * :func:`use_correct`: for the rest of this test cell, the student's functions see a
   correct version of another function (a mistake in part 1 does not cost part 2's points).
 """
@@ -26,10 +29,12 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,6 +74,35 @@ def largest_allocation(fn: Callable, *args, **kwargs) -> tuple[Any, int]:
     with probe.mode:
         out = fn(*args, **kwargs)
     return out, probe.largest
+
+
+def _memory(pid: int) -> tuple[int, int]:
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(status["VmRSS"].split()[0]) << 10, int(status["VmHWM"].split()[0]) << 10
+
+
+def peak_memory(fn: Callable, *args, **kwargs) -> tuple[Any, int | None]:
+    """``fn(*args, **kwargs)`` and how far the resident memory of the process running it
+    rose above its level before the call (bytes), or None where Linux cannot tell.
+
+    Read from ``/proc`` by this process: for a harness handle, from outside the student's
+    process (its peak RSS is reset, the call made, the peak read), which student code
+    cannot fake. The grading sandbox makes large allocations return their memory when
+    freed (``MALLOC_MMAP_THRESHOLD_``), so a matrix built and dropped inside the call shows.
+    """
+    pid = fn._kernel.kernel_pid() if _is_remote(fn) else os.getpid()
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak to the current RSS
+        before, _ = _memory(pid)
+    except (OSError, TypeError, KeyError, ValueError):
+        return fn(*args, **kwargs), None
+    out = fn(*args, **kwargs)
+    try:
+        return out, max(0, _memory(pid)[1] - before)
+    except (OSError, KeyError, ValueError):
+        return out, None
 
 
 @contextmanager

@@ -246,21 +246,16 @@ class SandboxedExecute(Execute):
 
     def _run_in_harness(self, cell, resources, index, remaining: float) -> None:
         """Run a test cell in the harness kernel: its outputs are the harness's."""
-        harness = self._attached()
-        begin = harness.call("begin_cell")
-        if begin.get("status") != "ok":
-            cell.outputs = [_error(begin.get("ename", "Error"), begin.get("evalue", ""))]
-        else:
-            student = self.kc, self.km
-            self.kc, self.km = harness.kc, harness.km
-            self._in_harness = True
-            self.timeout = int(min(self.cell_timeout + 10, remaining))
-            try:
-                super().preprocess_cell(cell, resources, index)
-            finally:
-                self.kc, self.km = student
-                self._in_harness = False
-        harness.call("end_cell")
+        harness = self._attached()  # binds the student's names before each cell it runs
+        student = self.kc, self.km
+        self.kc, self.km = harness.kc, harness.km
+        self._in_harness = True
+        self.timeout = int(min(self.cell_timeout + 10, remaining))
+        try:
+            super().preprocess_cell(cell, resources, index)
+        finally:
+            self.kc, self.km = student
+            self._in_harness = False
         self._harness_findings(cell)
         if not run_sync(self.km.is_alive)():
             self._flag(cell, "kernel died", "while a test called the student's code")

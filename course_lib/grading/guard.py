@@ -178,6 +178,33 @@ def _warm_up() -> None:
     wire.loads(remote.serve(wire.dumps({"op": "get", "names": []})))
 
 
+HARNESS_KEY = "course_request"
+
+
+def _harness_request(code: str, silent: bool, kwargs: dict) -> str | None:
+    """The harness's request, when this execute_request is one (no cell to run)."""
+    expressions = kwargs.get("user_expressions") or {}
+    if code == "" and silent and list(expressions) == [HARNESS_KEY]:
+        return expressions[HARNESS_KEY]
+    return None
+
+
+def _serve_harness(request: str, count: int) -> dict:
+    """Answer the harness without IPython's cell machinery (no history, hooks, display)."""
+    from . import remote
+
+    try:
+        answer = remote.serve(request)
+    except KeyboardInterrupt:  # the harness timed out and interrupted us
+        return {"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
+    return {
+        "status": "ok",
+        "execution_count": count,
+        "payload": [],
+        "user_expressions": {"course_reply": answer},
+    }
+
+
 def _guarded_kernel_class():
     from ipykernel.ipkernel import IPythonKernel
 
@@ -191,7 +218,11 @@ def _guarded_kernel_class():
                 _warm_up()
                 self.snapshot = Snapshot(self.shell)
             before = self.snapshot.restore()
-            reply = await super().do_execute(code, silent, *args, **kwargs)
+            request = _harness_request(code, silent, kwargs)
+            if request is not None:
+                reply = _serve_harness(request, self.execution_count)
+            else:
+                reply = await super().do_execute(code, silent, *args, **kwargs)
             during = self.snapshot.restore()
             if during:
                 reply = self._integrity_error(during, reply)

@@ -129,6 +129,9 @@ def bwrap_command(
         cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--bind", str(sockets), str(sockets)]
     cmd += ["--chdir", str(workdir), "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin"]
+    # Large allocations come from mmap and go back when freed, so a peak shows in RSS
+    # (course_lib.grading.checks.peak_memory).
+    cmd += ["--setenv", "MALLOC_MMAP_THRESHOLD_", "65536"]
     for name in ("LANG", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "COURSE_GRADE_LIMITS"):
         if name in env:
             cmd += ["--setenv", name, env[name]]
@@ -203,6 +206,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             command = bwrap_command(self.workdir, self.sockets, command, env, limits.folder_bytes)
             kw["cwd"] = str(self._tmp)
         else:
+            env["MALLOC_MMAP_THRESHOLD_"] = "65536"
             kw["cwd"] = str(self.workdir)
         kw["env"] = env
         self.kernel_spec.interrupt_mode = "message"  # a signal would reach bwrap, not the kernel
