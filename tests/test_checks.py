@@ -117,3 +117,38 @@ def test_wire_refuses_code_and_oversized_messages(tmp_path, monkeypatch):
 def test_remote_serve_answers_errors_by_value():
     reply = wire.loads(remote.serve(wire.dumps({"op": "getattr", "target": {}, "name": "x"})))
     assert reply["error"][0] == "LookupError"
+
+
+def test_peak_memory_sees_a_matrix_built_and_dropped():
+    def builds(n):
+        return float(torch.ones(n, n).sum())  # 64 MiB for n = 4096, freed on return
+
+    builds(64)
+    _, big = checks.peak_memory(builds, 4096)
+    _, small = checks.peak_memory(builds, 64)
+    assert big is not None and big > 32 << 20, big
+    assert small < 8 << 20, small
+
+
+def test_find_process_walks_below_a_parent():
+    import subprocess
+    import sys
+
+    from course_lib.grading.harness import find_process
+
+    spawn = (
+        "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import time; "
+        "time.sleep(30)', 'course_lib.grading.' + 'guard'])"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", spawn])  # the marker only in the child
+    try:
+        for _ in range(100):
+            pid = find_process(parent.pid, b"course_lib.grading.guard")
+            if pid and pid != parent.pid:
+                break
+            __import__("time").sleep(0.05)
+        assert pid and pid != parent.pid
+        assert b"time.sleep" in open(f"/proc/{pid}/cmdline", "rb").read()
+    finally:
+        parent.kill()
+        subprocess.run(["pkill", "-f", "time.sleep(30)"], check=False)

@@ -207,11 +207,13 @@ def _serve_harness(request: str, count: int) -> dict:
 
 def _guarded_kernel_class():
     from ipykernel.ipkernel import IPythonKernel
+    from traitlets import Float
 
     class GuardedKernel(IPythonKernel):
         """IPythonKernel that checks and restores the snapshot around every cell."""
 
         snapshot: Snapshot | None = None
+        _execute_sleep = Float(0.0)  # ipykernel sleeps 0.5 ms after every request by default
 
         async def do_execute(self, code, silent, *args, **kwargs):
             if self.snapshot is None:

@@ -115,11 +115,7 @@ class StudentKernel:
             allow_stdin=False,
             stop_on_error=False,
         )
-        t0 = time.perf_counter()
         content = self._reply(msg_id)
-        if os.environ.get("COURSE_HARNESS_PROFILE"):
-            with open(os.environ["COURSE_HARNESS_PROFILE"], "a") as f:
-                f.write(f"{op} {len(message)} {time.perf_counter() - t0:.4f}\n")
         self._note_guard(content)
         if content.get("status") != "ok":
             raise _exception(content.get("ename", "Error"), content.get("evalue", ""))
@@ -161,25 +157,7 @@ class StudentKernel:
 
     def kernel_pid(self) -> int | None:
         """The host pid of the student's Python kernel (below bwrap), for /proc readings."""
-        if not self.pid:
-            return None
-        children: dict[int, list[int]] = {}
-        for entry in Path("/proc").iterdir():
-            try:
-                ppid = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-        todo = [self.pid]
-        while todo:
-            pid = todo.pop(0)
-            try:
-                if b"course_lib.grading.guard" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return pid
-            except OSError:
-                pass
-            todo += children.get(pid, [])
-        return None
+        return find_process(self.pid, b"course_lib.grading.guard") if self.pid else None
 
     def alive(self) -> bool:
         if not self.pid:
@@ -204,6 +182,30 @@ class StudentKernel:
             with open(self.findings_file, "a") as f:
                 for reason, detail in found:
                     f.write(json.dumps({"reason": reason, "detail": detail[:300]}) + "\n")
+
+
+def find_process(root: int, marker: bytes) -> int | None:
+    """The deepest process at or below ``root`` whose command line contains ``marker``
+    (bwrap's own command line names the kernel too; the kernel is below it)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    todo, found = [root], None
+    while todo:
+        pid = todo.pop(0)
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found = pid
+        except OSError:
+            pass
+        todo += children.get(pid, [])
+    return found
 
 
 def _refuse(obj: Any) -> dict:
