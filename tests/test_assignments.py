@@ -26,7 +26,7 @@ from nbgrader_helpers import (
     submit,
 )
 
-pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("nbgrader")]
+pytestmark = pytest.mark.nbgrader
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
 HIDDEN_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from course_lib.bench import PeakMemory, attention_flops
@@ -23,7 +22,6 @@ FIELDS = {
 }  # fmt: skip
 
 
-@pytest.mark.xdist_group("bench")
 def test_course_bench_quick_writes_records(tmp_path: Path):
     out = tmp_path / "bench.json"
     course = Path(sys.executable).parent / "course"

@@ -32,7 +32,7 @@ from nbgrader_helpers import ROOT, nbgrader
 
 from course_lib.grading import bench
 
-pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("grading")]
+pytestmark = pytest.mark.nbgrader
 
 A = "softmax"
 COURSE_CMD = [sys.executable, "-m", "course_lib.cli", "grade", A]

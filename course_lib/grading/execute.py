@@ -146,6 +146,8 @@ class SandboxedExecute(Execute):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        # the student's kernel has nothing to save: a graceful shutdown only waits (about 1 s)
+        kwargs.setdefault("shutdown_kernel", "immediate")
         super().__init__(*args, **kwargs)
         self.cell_timeout = self.timeout
 

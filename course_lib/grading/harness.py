@@ -21,6 +21,8 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import select
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -87,11 +89,22 @@ class StudentKernel:
     def __init__(self, connection_file: str, pid: int | None, timeout: float) -> None:
         from jupyter_client import BlockingKernelClient
 
+        from .guard import SOCKET_NAME
+
         self.client = BlockingKernelClient(connection_file=connection_file)
         self.client.load_connection_file()
-        self.client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=True)
+        # only the control channel (interrupts); requests go through the harness socket
+        self.client.start_channels(shell=False, iopub=False, stdin=False, hb=False, control=True)
+        self.socket_path = str(Path(connection_file).with_name(SOCKET_NAME))
+        self.sock: socket.socket | None = None
         self.pid, self.timeout = pid, timeout
         self.findings_file: str | None = None
+        self._count = 0
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        if self.sock is not None:
+            self.sock.close()
 
     def request(self, op: str, **payload) -> Any:
         """Send one request; return the value it answers (handles become Remote)."""
@@ -106,23 +119,11 @@ class StudentKernel:
             opts.setdefault("forbid", list(OPTIONS["forbid"]))
             opts.setdefault("forbid_message", OPTIONS["forbid_message"])
         message = wire.dumps(wire.to_plain(payload, _refuse))
-        # The grading kernel (course_lib.grading.guard) answers this request itself.
-        msg_id = self.client.execute(
-            "",
-            silent=True,
-            store_history=False,
-            user_expressions={"course_request": message},
-            allow_stdin=False,
-            stop_on_error=False,
-        )
-        content = self._reply(msg_id)
+        content = self._exchange(message)
         self._note_guard(content)
         if content.get("status") != "ok":
-            raise _exception(content.get("ename", "Error"), content.get("evalue", ""))
-        expressions = content.get("user_expressions")
-        reply = wire.loads(
-            expressions.get("course_reply") if isinstance(expressions, dict) else None
-        )
+            raise _exception(str(content.get("ename", "Error")), str(content.get("evalue", "")))
+        reply = wire.loads(content.get("course_reply"))
         if type(reply) is not dict:
             raise wire.WireError("the student's kernel sent a malformed reply")
         if "error" in reply:
@@ -133,8 +134,31 @@ class StudentKernel:
     def _remote(self, marker: dict) -> Remote:
         return Remote(self, marker)
 
-    def _reply(self, msg_id: str) -> dict:
+    def _connect(self, deadline: float) -> socket.socket:
+        while self.sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.socket_path)
+                self.sock = sock
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline or not self.alive():
+                    raise StudentKernelDied("the student's kernel cannot be reached") from None
+                time.sleep(0.05)
+        return self.sock
+
+    def _exchange(self, message: str) -> dict:
+        """Send one request frame; wait for the reply frame with its id (a reply to an
+        earlier, timed-out request is skipped)."""
+        from .guard import recv_frame, send_frame
+
+        self._count += 1
         deadline = time.monotonic() + self.timeout
+        sock = self._connect(deadline)
+        try:
+            send_frame(sock, {"id": self._count, "request": message})
+        except OSError:
+            raise StudentKernelDied("the student's kernel closed the harness's channel") from None
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -142,12 +166,18 @@ class StudentKernel:
                 raise TimeoutError(f"the student's code did not finish within {self.timeout:.0f} s")
             if not self.alive():
                 raise StudentKernelDied("the student's kernel died while running their code")
-            try:
-                msg = self.client.get_shell_msg(timeout=min(left, 0.5))
-            except Exception:  # noqa: BLE001 - queue.Empty: not yet
+            ready, _, _ = select.select([sock], [], [], min(left, 0.5))
+            if not ready:
                 continue
-            if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                return msg["content"]
+            try:
+                sock.settimeout(max(left, 0.1))  # a frame cut short is not waited for forever
+                frame = recv_frame(sock, wire.MAX_BYTES * 2)
+            except (OSError, ValueError) as err:
+                raise wire.WireError(f"the student's kernel sent a bad reply: {err}") from None
+            if frame is None:
+                raise StudentKernelDied("the student's kernel closed the harness's channel")
+            if frame.get("id") == self._count:
+                return frame
 
     def _interrupt(self) -> None:
         try:
@@ -170,13 +200,13 @@ class StudentKernel:
 
     def _note_guard(self, content: dict) -> None:
         guard = content.get("course_guard")
-        if guard is None:
+        if type(guard) is not dict:
             found = [("grading kernel altered", "a reply without the guard's report")]
         else:
             found = [
                 ("changed what the tests rely on", f"{when} a call: {finding}")
                 for when in ("before", "during")
-                for finding in guard.get(when, [])
+                for finding in (guard.get(when) if type(guard.get(when)) is list else [])
             ]
         if found and self.findings_file:  # read by the grader after the test cell
             with open(self.findings_file, "a") as f:
@@ -232,7 +262,7 @@ def attach(config: dict) -> None:
     shell = get_ipython()
     os.chdir(config["workdir"])  # first: the last submission's folder is gone
     if _STATE["kernel"] is not None:
-        _STATE["kernel"].client.stop_channels()
+        _STATE["kernel"].close()
     shell.reset(new_session=False)
     import random
 

@@ -1,7 +1,8 @@
 """The student's side of the grading harness: runs inside the sandboxed student kernel.
 
-The harness (:mod:`course_lib.grading.harness`) sends one request per ``execute_request``
-(``user_expressions`` calls :func:`serve`), and reads the reply from the execute reply.
+The harness (:mod:`course_lib.grading.harness`) sends each request over the grading
+kernel's harness socket (:class:`course_lib.grading.guard.HarnessChannel`), which calls
+:func:`serve` on the kernel's main thread and sends back its reply.
 Requests and replies are plain data (:mod:`course_lib.grading.wire`). Nothing here
 decides a grade: it only calls the student's functions with the harness's arguments and
 sends back what they returned. Student code shares this process, so it can change what
