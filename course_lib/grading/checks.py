@@ -159,8 +159,7 @@ def _map(fn, arg_sets: list[list], kwargs: dict, output: int | None) -> list:
         return fn._kernel.request(
             "map", target=fn._marker, arg_sets=arg_sets, kwargs=kwargs, out=output
         )
-    with torch.no_grad():
-        return [remote._select(fn(*a, **kwargs), output) for a in arg_sets]
+    return remote.map_calls(fn, arg_sets, kwargs, output)
 
 
 def _vjp(fn, args: list, kwargs: dict, wrt: list[int], output, cotangents: list) -> list:
@@ -174,20 +173,7 @@ def _vjp(fn, args: list, kwargs: dict, wrt: list[int], output, cotangents: list)
             out=output,
             cotangents=cotangents,
         )
-    args = list(args)
-    for i in wrt:
-        args[i] = args[i].detach().requires_grad_(True)
-    out = remote._select(fn(*args, **kwargs), output)
-    if not isinstance(out, torch.Tensor) or not out.requires_grad:
-        raise AssertionError("no gradient flows from the output to the inputs")
-    return [
-        list(
-            torch.autograd.grad(
-                out, [args[i] for i in wrt], u, retain_graph=True, allow_unused=True
-            )
-        )
-        for u in cotangents
-    ]
+    return remote.vjp(fn, args, kwargs, wrt, output, cotangents)
 
 
 def grad(

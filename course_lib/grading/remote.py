@@ -173,38 +173,44 @@ def _select(out, index):
     return out if index is None else out[index]
 
 
-def _vjp(request: dict) -> dict:
-    fn = _target(request)
-    args = list(wire.from_plain(request.get("args", []), _resolve))
-    kwargs = wire.from_plain(request.get("kwargs", {}), _resolve)
-    wrt = request["wrt"]
+def vjp(fn, args: list, kwargs: dict, wrt: list[int], out, cotangents: list) -> list:
+    """Gradients of ``fn(*args, **kwargs)[out]`` w.r.t. ``args[i]`` (i in ``wrt``), one list
+    per cotangent. Shared by the ``vjp`` request and the visible tests' local path."""
+    args = list(args)
     for i in wrt:
         args[i] = args[i].detach().requires_grad_(True)
-    with ExitStack() as stack:
-        stack.enter_context(replacing(request.get("opts", {}).get("replace", {})))
-        out = _select(fn(*args, **kwargs), request.get("out"))
-    if not isinstance(out, torch.Tensor) or not out.requires_grad:
+    output = _select(fn(*args, **kwargs), out)
+    if not isinstance(output, torch.Tensor) or not output.requires_grad:
         raise AssertionError("no gradient flows from the output to the inputs")
-    grads = []
-    for cotangent in request["cotangents"]:
-        g = torch.autograd.grad(
-            out, [args[i] for i in wrt], cotangent, retain_graph=True, allow_unused=True
-        )
-        grads.append(list(g))
+    inputs = [args[i] for i in wrt]
+    return [
+        list(torch.autograd.grad(output, inputs, u, retain_graph=True, allow_unused=True))
+        for u in cotangents
+    ]
+
+
+def map_calls(fn, arg_sets: list[list], kwargs: dict, out) -> list:
+    """``fn`` over many argument sets, without gradients."""
+    with torch.no_grad():
+        return [_select(fn(*args, **kwargs), out) for args in arg_sets]
+
+
+def _vjp(request: dict) -> dict:
+    args = wire.from_plain(request.get("args", []), _resolve)
+    kwargs = wire.from_plain(request.get("kwargs", {}), _resolve)
+    with replacing(request.get("opts", {}).get("replace", {})):
+        grads = vjp(
+            _target(request), args, kwargs, request["wrt"], request.get("out"),
+            request["cotangents"],
+        )  # fmt: skip
     return {"value": grads}
 
 
 def _map(request: dict) -> dict:
-    fn = _target(request)
+    arg_sets = [wire.from_plain(args, _resolve) for args in request["arg_sets"]]
     kwargs = wire.from_plain(request.get("kwargs", {}), _resolve)
-    outs = []
-    with ExitStack() as stack:
-        stack.enter_context(replacing(request.get("opts", {}).get("replace", {})))
-        with torch.no_grad():
-            for args in request["arg_sets"]:
-                outs.append(
-                    _select(fn(*wire.from_plain(args, _resolve), **kwargs), request.get("out"))
-                )
+    with replacing(request.get("opts", {}).get("replace", {})):
+        outs = map_calls(_target(request), arg_sets, kwargs, request.get("out"))
     return {"value": outs}
 
 
