@@ -139,11 +139,11 @@ HARNESS_ATTACKS = {
     ),
     # the reply channel: a pickle that would run code where it is loaded, a fake handle
     "malicious_pickle": (
-        "import base64, os, pickle\n"
+        "import os, pickle\n"
         "import course_lib.grading.remote as _r\n"
         "class _Boom:\n"
         f"    def __reduce__(self): return (os.system, ('touch {PWNED}',))\n"
-        "_payload = base64.b64encode(pickle.dumps({'value': _Boom()})).decode()\n"
+        "_payload = pickle.dumps({'value': _Boom()})\n"
         "_r.serve = lambda message: _payload\n"
     ),
     "fake_handles": (

@@ -178,12 +178,15 @@ def _quietly(function, *args) -> None:
 
 
 def _warm_up() -> None:
-    """Serve one request first: pickling caches ``Tensor.__slotnames__``, not the student."""
+    """Before the snapshot: pickling caches ``Tensor.__slotnames__`` (a student's
+    ``torch.save`` would), and one request is served, so neither is flagged later."""
+    import pickle
+
     import torch
 
     from . import remote, wire
 
-    wire.loads(wire.dumps({"x": torch.zeros(1), "y": torch.nn.Parameter(torch.zeros(1))}))
+    pickle.dumps(torch.nn.Parameter(torch.zeros(1)))
     wire.loads(remote.serve(wire.dumps({"op": "get", "names": []})))
 
 
@@ -201,26 +204,29 @@ def _recv_exactly(conn, n: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def recv_frame(conn, limit: int) -> dict | None:
-    """One length-prefixed JSON frame (None when the peer closed the connection)."""
-    head = _recv_exactly(conn, 8)
-    if head is None:
-        return None
-    size = int.from_bytes(head, "big")
-    if size > limit:
-        raise ValueError(f"a frame of {size} bytes is over the limit")
-    body = _recv_exactly(conn, size)
-    if body is None:
-        return None
-    frame = json.loads(body)
-    if type(frame) is not dict:
-        raise ValueError("a frame is not an object")
-    return frame
+def recv_frame(conn, limit: int) -> tuple[dict, bytes] | None:
+    """One frame: a JSON envelope and a payload, each length-prefixed (None when the peer
+    closed the connection)."""
+    parts = []
+    for _ in range(2):
+        head = _recv_exactly(conn, 8)
+        size = None if head is None else int.from_bytes(head, "big")
+        if size is not None and size > limit:
+            raise ValueError(f"a frame of {size} bytes is over the limit")
+        body = None if size is None else _recv_exactly(conn, size)
+        if body is None:
+            return None
+        parts.append(body)
+    envelope = json.loads(parts[0])
+    if type(envelope) is not dict:
+        raise ValueError("a frame's envelope is not an object")
+    return envelope, parts[1]
 
 
-def send_frame(conn, frame: dict) -> None:
-    body = json.dumps(frame).encode()
-    conn.sendall(len(body).to_bytes(8, "big") + body)
+def send_frame(conn, envelope: dict, payload: bytes = b"") -> None:
+    head = json.dumps(envelope).encode()
+    conn.sendall(b"".join([len(head).to_bytes(8, "big"), head, len(payload).to_bytes(8, "big")]))
+    conn.sendall(payload)
 
 
 class HarnessChannel:
@@ -257,34 +263,35 @@ class HarnessChannel:
         from . import wire
 
         try:
-            frame = recv_frame(conn, wire.MAX_BYTES * 2)
+            frame = recv_frame(conn, wire.MAX_BYTES)
         except (OSError, ValueError):
             frame = None
         if frame is None:
             self.loop.remove_handler(conn.fileno())
             conn.close()
             return
-        reply = self.kernel.answer_harness(frame.get("request"))
-        reply["id"] = frame.get("id")
+        envelope, request = frame
+        reply, answer = self.kernel.answer_harness(request)
+        reply["id"] = envelope.get("id")
         try:
-            send_frame(conn, reply)
+            send_frame(conn, reply, answer if type(answer) is bytes else b"")
         except OSError:
             pass
 
 
-def _serve_harness(request) -> dict:
-    """The student's side of one request, as a reply (an interrupt becomes an error)."""
+def _serve_harness(request: bytes) -> tuple[dict, bytes]:
+    """The student's side of one request: a status and the reply (an interrupt is an error)."""
     import signal
 
     from . import remote
 
     saved = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return {"status": "ok", "course_reply": remote.serve(request)}
+        return {"status": "ok"}, remote.serve(request)
     except KeyboardInterrupt:  # the harness timed out and interrupted us
-        return {"status": "error", "ename": "KeyboardInterrupt", "evalue": ""}
+        return {"status": "error", "ename": "KeyboardInterrupt", "evalue": ""}, b""
     except Exception as err:  # noqa: BLE001 - remote.serve replaced or broken by the student
-        return {"status": "error", "ename": type(err).__name__, "evalue": str(err)[:500]}
+        return {"status": "error", "ename": type(err).__name__, "evalue": str(err)[:500]}, b""
     finally:
         signal.signal(signal.SIGINT, saved)
 
@@ -313,10 +320,10 @@ def _guarded_kernel_class():
                 self.snapshot = Snapshot(self.shell)
             return self.snapshot
 
-        def answer_harness(self, request) -> dict:
+        def answer_harness(self, request: bytes) -> tuple[dict, bytes]:
             snapshot = self._snapshot()
             before = snapshot.restore()
-            reply = _serve_harness(request)
+            reply, answer = _serve_harness(request)
             during = snapshot.restore()
             if during:
                 changed = "; ".join(during[:5])
@@ -326,7 +333,7 @@ def _guarded_kernel_class():
                     "evalue": f"the call changed what the tests rely on: {changed}",
                 }
             reply["course_guard"] = {"before": before, "during": during}
-            return reply
+            return reply, answer
 
         async def do_execute(self, code, silent, *args, **kwargs):
             snapshot = self._snapshot()

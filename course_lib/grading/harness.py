@@ -119,11 +119,11 @@ class StudentKernel:
             opts.setdefault("forbid", list(OPTIONS["forbid"]))
             opts.setdefault("forbid_message", OPTIONS["forbid_message"])
         message = wire.dumps(wire.to_plain(payload, _refuse))
-        content = self._exchange(message)
+        content, answer = self._exchange(message)
         self._note_guard(content)
         if content.get("status") != "ok":
             raise _exception(str(content.get("ename", "Error")), str(content.get("evalue", "")))
-        reply = wire.loads(content.get("course_reply"))
+        reply = wire.loads(answer)
         if type(reply) is not dict:
             raise wire.WireError("the student's kernel sent a malformed reply")
         if "error" in reply:
@@ -147,7 +147,7 @@ class StudentKernel:
                 time.sleep(0.05)
         return self.sock
 
-    def _exchange(self, message: str) -> dict:
+    def _exchange(self, message: bytes) -> tuple[dict, bytes]:
         """Send one request frame; wait for the reply frame with its id (a reply to an
         earlier, timed-out request is skipped)."""
         from .guard import recv_frame, send_frame
@@ -156,7 +156,7 @@ class StudentKernel:
         deadline = time.monotonic() + self.timeout
         sock = self._connect(deadline)
         try:
-            send_frame(sock, {"id": self._count, "request": message})
+            send_frame(sock, {"id": self._count}, message)
         except OSError:
             raise StudentKernelDied("the student's kernel closed the harness's channel") from None
         while True:
@@ -171,12 +171,12 @@ class StudentKernel:
                 continue
             try:
                 sock.settimeout(max(left, 0.1))  # a frame cut short is not waited for forever
-                frame = recv_frame(sock, wire.MAX_BYTES * 2)
+                frame = recv_frame(sock, wire.MAX_BYTES)
             except (OSError, ValueError) as err:
                 raise wire.WireError(f"the student's kernel sent a bad reply: {err}") from None
             if frame is None:
                 raise StudentKernelDied("the student's kernel closed the harness's channel")
-            if frame.get("id") == self._count:
+            if frame[0].get("id") == self._count:
                 return frame
 
     def _interrupt(self) -> None:

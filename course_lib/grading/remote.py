@@ -230,8 +230,8 @@ OPERATIONS = {
 }
 
 
-def serve(message: str) -> str:
-    """Answer one request (base64 text) with one reply (base64 text)."""
+def serve(message: bytes) -> bytes:
+    """Answer one request with one reply (both :mod:`wire` messages)."""
     try:
         request = wire.loads(message)
         reply = OPERATIONS[request["op"]](request)
