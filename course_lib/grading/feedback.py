@@ -42,7 +42,9 @@ def _mathjax() -> str:
     js = distribution("sphinx-mathjax-offline").locate_file(
         "sphinx-mathjax-offline/static/mathjax/tex-svg.js"
     )
-    return Path(js).read_text().replace("</", "<\\/")
+    # (the menu is off; its "about" link would be the page's only off-host URL)
+    text = Path(js).read_text().replace('href="https://www.mathjax.org"', 'href="#"')
+    return text.replace("</", "<\\/")
 
 
 def make_offline(page: Path) -> None:

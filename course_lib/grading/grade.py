@@ -336,10 +336,19 @@ def _students(root: Path, assignment: str, wanted: list[str] | None) -> list[str
     return wanted or found
 
 
+def _to_grade(root: Path, args) -> list[str]:
+    students = _students(root, args.assignment, args.student)
+    return (
+        students
+        if args.force
+        else [s for s in students if _needs_grading(root, args.assignment, s)]
+    )
+
+
 def _needs_grading(root: Path, assignment: str, student: str) -> bool:
     """Not graded by ``course grade`` yet, or submitted again since."""
     done = root / "reports" / assignment / "findings" / f"{student}.json"
-    if not done.exists() or not (root / "autograded" / student / assignment).exists():
+    if not done.exists():
         return True
     files = (root / "submitted" / student / assignment).rglob("*")
     return max((p.stat().st_mtime for p in files), default=0) > done.stat().st_mtime
@@ -413,8 +422,8 @@ def _main(args) -> int:
             "run this in the course folder or pass --course-dir"
         )
     os.chdir(root)
-    config = _course_config(root, args)
-    notebooks = _check_course(root, config, args.assignment)
+    plain = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    notebooks = _check_course(root, plain, args.assignment)
     if args.zip and not args.zip.is_dir():
         raise UsageError(f"--zip {args.zip}: no such folder (unpack or download the LMS's files)")
     nothing = (
@@ -423,6 +432,10 @@ def _main(args) -> int:
     )
     if not args.zip and not _students(root, args.assignment, args.student):
         raise UsageError(nothing)
+    if not args.zip and not args.force and not _to_grade(root, args):
+        print(f"nothing new to grade for {args.assignment!r} (--force regrades)")
+        return 0
+    config = _course_config(root, args)
     if not args.unsafe_no_sandbox:
         try:
             check_sandbox()
@@ -433,9 +446,7 @@ def _main(args) -> int:
         _collect(root, config, args.assignment, args.zip)
         if not _students(root, args.assignment, args.student):
             raise UsageError(nothing)
-    students = _students(root, args.assignment, args.student)
-    if not args.force:
-        students = [s for s in students if _needs_grading(root, args.assignment, s)]
+    students = _to_grade(root, args)
     if not students:
         print(f"nothing new to grade for {args.assignment!r} (--force regrades)")
         return 0

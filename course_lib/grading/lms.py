@@ -73,7 +73,7 @@ class ArchiveExtractor(ExtractorPlugin):
 
     def _take(self, path: Path, dest: Path, shown: str) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix.lower() not in self.zip_ext:
+        if dest.suffix.lower() != ".zip":
             shutil.copy2(path, dest)
             return
         try:
@@ -88,7 +88,7 @@ class ArchiveExtractor(ExtractorPlugin):
             self.unreadable[shown] = f"not a readable zip archive ({err})"
             return
         for inner in sorted(dest.rglob("*")):
-            if inner.is_file() and inner.suffix.lower() in self.zip_ext:
+            if inner.is_file() and inner.suffix.lower() == ".zip":
                 moved = inner.with_name(inner.name + ".part")
                 inner.rename(moved)
                 self._take(moved, inner, f"{shown}/{inner.relative_to(dest)}")
