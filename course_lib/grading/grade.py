@@ -3,8 +3,14 @@
 Run it in the nbgrader course folder (where ``nbgrader_config.py`` lives)::
 
     course grade softmax                   # every submission in submitted/*/softmax
-    course grade softmax --zip downloads/  # first import an LMS download (nbgrader zip collect)
+    course grade softmax --zip downloads/  # first collect an LMS download (course_lib.grading.lms)
     course grade softmax --student alice --force
+
+Before anything is created it refuses (exit 2, one line) a folder that is no course, an
+unknown assignment or student, and a class with nothing collected. A submission that
+cannot be graded is found before nbgrader runs where possible (no notebook of the
+release's name, not JSON), else its cause is read from nbgrader's log; it is "not graded",
+never 0, and gets a feedback page that says why (:mod:`course_lib.grading.feedback`).
 
 Each submission is autograded by nbgrader's own converter (``NbGraderAPI.autograde``:
 its gradebook, cell restoring, late penalties), with two changes set by configuration:
@@ -12,12 +18,12 @@ notebooks execute in the sandbox (:class:`~course_lib.grading.execute.SandboxedE
 and deleted test cells are put back (``OverwriteCells.add_missing_cells``). Submissions are
 spread over ``--workers`` processes; each writes its own student's grades through
 nbgrader, with SQLite's busy timeout raised so that writers wait for each other instead of
-failing. Then feedback (without hidden tests), ``grades.csv`` (nbgrader's CSV export) and
-the class report are written under ``reports/ASSIGNMENT/``.
+failing. Then feedback (without hidden tests), ``grades.csv``, the LMS exports and
+the class report are written under ``reports/ASSIGNMENT/`` (:mod:`.report`).
 
-Exit status: 0 when every submission was graded or rejected for its own fault (a broken
-notebook is that student's error, listed in the report), 1 when the grading machinery
-failed (database, sandbox), 2 on a usage error.
+Exit status: 0 when every submission was graded or not graded for its own fault (listed
+in the report), 1 when the grading machinery failed (database, sandbox), 2 on bad usage
+or input.
 """
 
 from __future__ import annotations
@@ -390,7 +396,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=Limits.memory_bytes >> 20,
         help="memory limit of one submission's kernel, MiB",
     )
-    p.add_argument("--db-url", help="nbgrader gradebook URL (default: the course's)")
+    p.add_argument("--db-url", help="nbgrader gradebook URL; None: the course's db_url")
     p.add_argument("--db-timeout", type=float, default=60, help="SQLite busy wait, seconds")
     p.add_argument(
         "--lms-assignment-id",
