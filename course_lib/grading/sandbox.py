@@ -132,6 +132,9 @@ def bwrap_command(
     # Large allocations come from mmap and go back when freed, so a peak shows in RSS
     # (course_lib.grading.checks.peak_memory).
     cmd += ["--setenv", "MALLOC_MMAP_THRESHOLD_", "65536"]
+    # the kernel imports the grader's own course_lib (only that folder is bound there), not
+    # whatever an editable install points to (a git worktree grades with its own code)
+    cmd += ["--setenv", "PYTHONPATH", str(Path(course_lib.__file__).resolve().parent.parent)]
     for name in ("LANG", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "COURSE_GRADE_LIMITS"):
         if name in env:
             cmd += ["--setenv", name, env[name]]
