@@ -28,7 +28,7 @@ from nbgrader_helpers import ROOT
 
 from course_lib.grading import bench
 
-pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("grading")]
+pytestmark = pytest.mark.nbgrader
 
 A = "softmax"
 BIN = Path(sys.executable).parent
