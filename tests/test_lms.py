@@ -345,3 +345,17 @@ def test_cli_conventions():
     for option in ("--workers", "--memory-mb", "--cell-timeout", "--db-timeout"):
         block = text.split("options:", 1)[1].split(f"  {option}", 1)[1].split("\n  -", 1)[0]
         assert "(default:" in block, option
+
+
+def test_an_archive_too_large_to_unpack_is_listed_not_extracted(tmp_path, monkeypatch):
+    from course_lib.grading import lms
+
+    monkeypatch.setattr(lms, "MAX_UNZIPPED", 1 << 20)
+    download, out = tmp_path / "download", tmp_path / "extracted"
+    download.mkdir()
+    with zipfile.ZipFile(download / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a_1_2_softmax.ipynb", bytes(2 << 20))  # 2 MiB of zeros, a few KiB zipped
+    extractor = lms.ArchiveExtractor()
+    extractor.extract(str(download), str(out))
+    assert "2 MiB" in extractor.unreadable["bomb.zip"]
+    assert not list(out.rglob("*.ipynb"))

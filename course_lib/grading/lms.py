@@ -48,6 +48,8 @@ LAYOUTS = (  # (LMS, pattern of the path inside the download)
     ("canvas", rf"(?:.*/)?{_CANVAS}[^/]*/(?:.*/)?{_FILE}"),
     ("moodle", rf"(?:.*/)?{_MOODLE}(?:.*/)?{_FILE}"),
 )
+MAX_UNZIPPED = 2 << 30  # bytes unpacked from one archive (a zip bomb stops here)
+MAX_MEMBERS = 20_000
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 
 
@@ -78,7 +80,16 @@ class ArchiveExtractor(ExtractorPlugin):
             return
         try:
             with zipfile.ZipFile(path) as archive:  # member names are sanitised by zipfile
-                for member in archive.infolist():
+                members = archive.infolist()
+                unpacked = sum(m.file_size for m in members)  # zipfile reads no more than this
+                if unpacked > MAX_UNZIPPED or len(members) > MAX_MEMBERS:
+                    mib = unpacked >> 20
+                    self.unreadable[shown] = (
+                        f"not unpacked: {len(members)} files, {mib} MiB "
+                        f"(limits {MAX_MEMBERS} files, {MAX_UNZIPPED >> 20} MiB per archive)"
+                    )
+                    return
+                for member in members:
                     if member.is_dir():
                         continue
                     target = Path(archive.extract(member, dest))
