@@ -9,7 +9,7 @@ import pickle
 import pytest
 import torch
 
-from course_lib.grading import checks, remote, wire
+from course_lib.grading import checks, harness, remote, wire
 
 
 def softmax(x, dim=-1):
@@ -198,3 +198,30 @@ def test_find_process_walks_below_a_parent():
     finally:
         parent.kill()
         subprocess.run(["pkill", "-f", "time.sleep(30)"], check=False)
+
+
+def test_reference_is_computed_once_and_leaves_the_random_state_alone():
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return torch.randn(3)  # draws from the global generator
+
+    torch.manual_seed(0)
+    expected_next = (torch.randn(2), torch.manual_seed(0))[0]
+    first = checks.reference("test: randn(3)", compute)
+    assert torch.equal(torch.randn(2), expected_next)  # the cells after it draw the same
+    torch.manual_seed(0)
+    again = checks.reference("test: randn(3)", compute)
+    assert torch.equal(torch.randn(2), expected_next) and again is first and calls == [1]
+
+
+def test_reference_may_not_call_the_students_code():
+    class Kernel:
+        def request(self, *a, **k):
+            return harness.StudentKernel.reply(self, "call")
+
+    handle = harness.Remote(Kernel(), {wire.HANDLE: 1, "type": "function"})
+    with pytest.raises(RuntimeError, match="called the student's code"):
+        checks.reference("test: calls a handle", lambda: handle(1))
+    assert not harness._STATE["in_reference"]

@@ -22,7 +22,9 @@ where the trust boundary is. Each works on a real function (a student's own kern
   call (a ``TorchDispatchMode`` in the student's process: the second signal, defence in
   depth);
 * :func:`use_correct`: for the rest of this test cell, the student's functions see a
-  correct version of another function (a mistake in part 1 does not cost part 2's points).
+  correct version of another function (a mistake in part 1 does not cost part 2's points);
+* :func:`reference`: an expensive reference (a trained model) computed once per grading
+  worker instead of once per submission.
 """
 
 from __future__ import annotations
@@ -121,6 +123,30 @@ def forbidding(*paths: str, message: str = "implement it yourself") -> Iterator[
     else:
         with remote.forbidding(list(paths), message):
             yield
+
+
+_REFERENCES: dict[str, Any] = {}
+
+
+def reference(key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, computed once per process and kept under ``key``.
+
+    The harness kernel is reused for every submission a grading worker takes, so a
+    reference that trains a model is paid once per worker, not once per student. The
+    key must name everything the result depends on (the recipe and its settings).
+    ``compute`` runs with torch's global random state saved and restored, so the cells
+    after it see the same random numbers whether it ran or came from the cache; it must
+    not call the student's code (a call raises: a cached value would leak between
+    submissions).
+    """
+    if key not in _REFERENCES:
+        harness._STATE["in_reference"] = True
+        try:
+            with torch.random.fork_rng(devices=[]):
+                _REFERENCES[key] = compute()
+        finally:
+            harness._STATE["in_reference"] = False
+    return _REFERENCES[key]
 
 
 def use_correct(name: str, function: Callable) -> None:

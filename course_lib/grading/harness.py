@@ -31,7 +31,7 @@ from . import wire
 
 # Per test cell: what every call to the student's code carries (set by checks).
 OPTIONS: dict[str, Any] = {"replace": {}, "forbid": [], "forbid_message": ""}
-_STATE: dict[str, Any] = {"kernel": None, "names": []}
+_STATE: dict[str, Any] = {"kernel": None, "names": [], "in_reference": False}
 
 
 class StudentError(Exception):
@@ -112,6 +112,8 @@ class StudentKernel:
 
     def reply(self, op: str, **payload) -> dict:
         """Send one request; return the whole decoded reply (``value`` and extras)."""
+        if _STATE["in_reference"]:
+            raise RuntimeError("a checks.reference computation called the student's code")
         payload = {"op": op, **payload}
         if op in ("call", "vjp", "map"):
             opts = payload.setdefault("opts", {})
