@@ -10,13 +10,14 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
-.PHONY: help venv sysdeps book serve test lint assignments clean
+.PHONY: help venv sysdeps book serve test lint assignments dist clean
 
 help:
 	@echo "make book         build the book into _build/html (executes chapters, cached)"
 	@echo "make test         the whole suite: lint, library, book in a browser, assignments"
 	@echo "make serve        serve the built book on http://localhost:8000"
 	@echo "make assignments  regenerate assignments/ (student release) from solutions/"
+	@echo "make dist         build the course_lib wheel into dist/ (what students pip install)"
 	@echo "make clean        remove _build (the execution cache too)"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -47,6 +48,11 @@ test: $(STAMP) sysdeps lint book
 
 assignments: $(STAMP)
 	for a in $(ASSIGNMENTS); do $(BIN)/nbgrader generate_assignment "$$a" --force || exit 1; done
+
+# The wheel students install (pip install dist/course_lib-*.whl): no dependencies bundled.
+dist: $(STAMP)
+	rm -rf dist build
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --wheel-dir dist .
 
 clean:
 	rm -rf _build

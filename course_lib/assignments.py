@@ -53,7 +53,9 @@ def graded_cells(notebook: Path) -> list[GradedCell]:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
             first = cell.source.splitlines()[0] if cell.source else ""
-            cells.append(GradedCell(meta["grade_id"], first.strip().strip('"'), meta["points"]))
+            # the first line states what the cell checks: a comment (or, before, a docstring)
+            what = first.strip().removeprefix("#").strip().strip('"')
+            cells.append(GradedCell(meta["grade_id"], what, meta["points"]))
     return cells
 
 

@@ -5,8 +5,9 @@ For every assignment in solutions/: the committed release equals a fresh
 For every assignment, graded by real nbgrader (its autograde, through `course grade`):
 the reference gets full marks, the untouched release 0 on every graded cell, and every
 answer in its catalogue of wrong solutions (tests/wrong/<assignment>/*.py) loses exactly
-the points meant to catch it. For softmax also: a correct answer that prints a warning on
-stderr keeps full marks.
+the points meant to catch it, and every answer in its catalogue of correct alternative
+solutions (tests/right/<assignment>/*.py) keeps full marks. For softmax also: a correct
+answer that prints a warning on stderr keeps full marks.
 """
 
 from __future__ import annotations
@@ -113,6 +114,21 @@ def parse_wrong(path: Path) -> tuple[str, set[str], str]:
     return cell, loses, "\n".join(lines[2:]) + "\n"
 
 
+RIGHT = ROOT / "tests" / "right"
+
+
+def right_solutions() -> list[tuple[str, Path]]:
+    """The catalogue of correct alternative answers: tests/right/<assignment>/<name>.py."""
+    return sorted((p.parent.name, p) for p in RIGHT.glob("*/*.py"))
+
+
+def parse_right(path: Path) -> tuple[str, str]:
+    """A ``# cell: GRADE_ID`` header line, then the cell source."""
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("# cell:"), path
+    return lines[0].removeprefix("# cell:").strip(), "\n".join(lines[1:]) + "\n"
+
+
 # Extra submissions for one assignment: student id -> (solution cell, answer), graded as
 # the reference with that one cell replaced (like the wrong answers).
 EXTRA = {"softmax": {"warns_on_stderr": ("softmax", WARNING_SOFTMAX)}}
@@ -134,7 +150,7 @@ class _Grades(dict):
 @pytest.fixture(scope="module")
 def grades(course) -> _Grades:
     """Real `nbgrader autograde` (through `course grade`) of every assignment's reference,
-    untouched release, every wrong answer of its catalogue and its extras."""
+    untouched release, every wrong and right answer of its catalogues and its extras."""
     return _Grades(course)
 
 
@@ -148,6 +164,10 @@ def _grade_catalogue(course: Path, assignment: str) -> dict[str, dict[str, float
             # the others stay solved, so only the tests of the wrong one lose points.
             cell, _, answer = parse_wrong(path)
             students[f"wrong_{path.stem}"] = replace_cell(source, cell, answer)
+    for a, path in right_solutions():
+        if a == assignment:
+            cell, answer = parse_right(path)
+            students[f"right_{path.stem}"] = replace_cell(source, cell, answer)
     for student, (cell, answer) in EXTRA.get(assignment, {}).items():
         students[student] = replace_cell(source, cell, answer)
     for student, nb in students.items():
@@ -198,6 +218,24 @@ def test_each_wrong_solution_loses_exactly_the_points_meant_to_catch_it(
     lost = {cell for cell, score in got.items() if score < full[cell]}
     assert lost == loses, f"{path.name}: lost points in {sorted(lost)}, expected {sorted(loses)}"
     assert all(got[c] == full[c] for c in set(full) - loses)
+
+
+@pytest.mark.parametrize(
+    "assignment,path", right_solutions(), ids=[f"{a}/{p.stem}" for a, p in right_solutions()]
+)
+def test_each_right_solution_keeps_full_marks(course, grades, assignment, path):
+    """A correct answer written another way (einsum, log-sum-exp, torch.where, loops) keeps
+    every point."""
+    got = grades[assignment][f"right_{path.stem}"]
+    full = max_points(course, assignment)
+    lost = sorted(cell for cell, score in got.items() if score < full[cell])
+    assert not lost, f"right/{assignment}/{path.name}: a correct answer lost points in {lost}"
+
+
+def test_every_assignment_has_a_catalogue_of_at_least_three_right_solutions():
+    for assignment in ASSIGNMENTS:
+        n = sum(1 for a, _ in right_solutions() if a == assignment)
+        assert n >= 3, f"tests/right/{assignment}/ has {n} right solutions, at least 3 needed"
 
 
 def test_every_assignment_has_a_catalogue_of_at_least_five_wrong_solutions():

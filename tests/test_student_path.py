@@ -1,0 +1,97 @@
+"""The student's path, outside a clone of the repository.
+
+A fresh virtualenv gets only torch (the pinned version), the course_lib wheel (what
+`make dist` builds, i.e. `pip install` of the repository) and Jupyter's kernel machinery.
+Every release notebook is copied alone into an empty folder, its answer cells are filled
+with the reference solutions, and it runs there: every visible test passes, within the
+time a student can wait (15 s, except the notebook that trains models).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+TORCH = "torch==2.13.0"  # as pinned in requirements.txt
+SECONDS = {"rnn_bottleneck": 120.0}  # trains two models five times; the others: 15 s
+pytestmark = pytest.mark.student
+
+RUN = """
+import json, sys, time
+import nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+start = time.perf_counter()
+resources = {"metadata": {"path": sys.argv[2]}}
+NotebookClient(nb, timeout=300, kernel_name="python3", resources=resources).execute()
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Path:
+    """A virtualenv with torch, the course_lib wheel, nbclient and ipykernel: nothing else."""
+    tmp = tmp_path_factory.mktemp("student")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "--wheel-dir", str(tmp / "dist"), str(ROOT)],
+        check=True, cwd=tmp,
+    )  # fmt: skip
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    (wheel,) = (tmp / "dist").glob("course_lib-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)
+    python = tmp / "venv" / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", TORCH, str(wheel), "nbclient", "ipykernel"],
+        check=True,
+    )
+    return python
+
+
+def reference_filled(assignment: str) -> nbformat.NotebookNode:
+    """The release with every answer cell replaced by the reference solution's."""
+    release = nbformat.read(ROOT / "assignments" / assignment / f"{assignment}.ipynb", 4)
+    source = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4)
+    answers = {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in source.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
+    for cell in release.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return release
+
+
+def test_the_wheel_carries_the_whole_package(venv):
+    out = subprocess.run(
+        [str(venv), "-c", "import course_lib.grading.checks, course_lib.rnn; print('ok')"],
+        capture_output=True, text=True, cwd=venv.parent,
+    )  # fmt: skip
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_filled_with_the_reference_runs_alone(venv, tmp_path, assignment):
+    folder = tmp_path / assignment
+    folder.mkdir()
+    path = folder / f"{assignment}.ipynb"
+    nbformat.write(reference_filled(assignment), path)
+    proc = subprocess.run(
+        [str(venv), "-c", RUN, str(path), str(folder)], capture_output=True, text=True, cwd=folder
+    )
+    assert proc.returncode == 0, (
+        f"{assignment} failed alone in an empty folder:\n{proc.stderr[-3000:]}"
+    )
+    seconds = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+    print(f"{assignment}: {seconds:.1f} s")
+    assert seconds <= SECONDS.get(assignment, 15.0), f"{assignment} took {seconds:.1f} s"
