@@ -16,6 +16,7 @@ help:
 	@echo "make book         build the book into _build/html (executes chapters, cached)"
 	@echo "make test         the whole suite: lint, library, book in a browser, assignments"
 	@echo "make serve        serve the built book on http://localhost:8000"
+	@echo "make lab          open the chapters live in JupyterLab (as notebooks)"
 	@echo "make assignments  regenerate assignments/ (student release) from solutions/"
 	@echo "make dist         build the course_lib wheel into dist/ (what students pip install)"
 	@echo "make clean        remove _build (the execution cache too)"
@@ -33,6 +34,11 @@ sysdeps:
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# JupyterLab (installed with nbgrader) with the project's settings
+# (.jupyter/lab/user-settings): book/*.md open as notebooks, through jupytext.
+lab: $(STAMP)
+	JUPYTERLAB_SETTINGS_DIR=$(CURDIR)/.jupyter/lab/user-settings $(BIN)/jupyter lab book/
 
 serve: book
 	$(BIN)/python -m http.server --directory _build/html --bind 127.0.0.1 8000
