@@ -44,7 +44,9 @@ def _mathjax() -> str:
     )
     # (the menu is off; its "about" link would be the page's only off-host URL)
     text = Path(js).read_text().replace('href="https://www.mathjax.org"', 'href="#"')
-    return text.replace("</", "<\\/")
+    # only a literal "</script" would end the inline script; "</" elsewhere is JavaScript
+    # (a regex such as /</g), which an escape would break
+    return re.sub(r"</(script)", r"<\\/\1", text, flags=re.I)
 
 
 def make_offline(page: Path) -> None:
