@@ -15,7 +15,6 @@ import html
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
