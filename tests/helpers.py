@@ -268,3 +268,28 @@ def reference_weights(
         else:
             scores = scores + mask.double()
     return torch.softmax(scores, dim=-1).to(query.dtype)
+
+
+def in_fresh_thread(fn, *args):
+    """Run ``fn(*args)`` in a new thread and return its result (or raise its exception).
+
+    Playwright's sync API refuses to start in a thread whose asyncio loop is running, and a
+    pytest-xdist worker may have one left by an earlier test (jupyter_client, tornado). A new
+    thread has no loop.
+    """
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

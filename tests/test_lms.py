@@ -15,6 +15,7 @@ import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import in_fresh_thread
 from nbgrader_helpers import ROOT
 
 from course_lib.grading import bench
@@ -360,3 +362,38 @@ def test_an_archive_too_large_to_unpack_is_listed_not_extracted(tmp_path, monkey
     assert "2 MiB" in extractor.unreadable["bomb.zip"]
     assert not list(out.rglob("*.ipynb"))
 
+
+
+def _typeset_offline(page: Path) -> tuple[list[str], list[str], int]:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        tab = browser.new_page()
+        errors, outside = [], []
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.on("request", lambda r: outside.append(r.url) if r.url.startswith("http") else None)
+        tab.goto(page.as_uri())
+        tab.wait_for_selector("mjx-container", timeout=20_000)
+        typeset = tab.locator("mjx-container").count()
+        browser.close()
+    return errors, outside, typeset
+
+
+@pytest.mark.browser
+def test_feedback_math_renders_offline_in_a_browser(tmp_path):
+    """The inlined MathJax runs (no script error) and typesets the page's TeX, offline."""
+    from course_lib.grading import feedback
+
+    page = tmp_path / "softmax.html"
+    page.write_text(
+        "<html><head><!-- Load mathjax -->\n<script src='https://cdn.example/mathjax.js'>"
+        "</script>\n<!-- End of mathjax configuration --></head>"
+        "<body><p>The softmax $e^{x_i} / \\sum_j e^{x_j}$ and \\(\\sqrt{E}\\).</p></body></html>"
+    )
+    feedback.make_offline(page)
+    assert "cdn.example" not in page.read_text()
+    errors, outside, typeset = in_fresh_thread(_typeset_offline, page)
+    assert not errors and not outside, (errors, outside)
+    assert typeset == 2
