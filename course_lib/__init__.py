@@ -5,6 +5,7 @@ device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 """
 
 from . import cross, toy
+from .additive import AdditiveAttention
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
 from .device import get_device
 from .efficient import chunked_attention, tiled_attention
@@ -41,6 +42,7 @@ from .softmax import (
 )
 
 __all__ = [
+    "AdditiveAttention",
     "KVCache",
     "MultiHeadAttention",
     "Seq2SeqGRU",

@@ -14,7 +14,9 @@ The toy tasks: *copy* (read ``x_0 ... x_{S-1}``, write it again) and *reverse* (
     s_t = \operatorname{GRU}(s_{t-1}, \operatorname{emb}(y_{t-1})),\quad
     p(y_t) = \operatorname{softmax}(W [s_t; c_t] + b)
 
-Both have exactly the same parameters (dot-product attention adds none).
+Both have exactly the same parameters (dot-product attention adds none). With
+``score="additive"`` the attention model uses Bahdanau's own score instead
+(:class:`~course_lib.additive.AdditiveAttention`, which adds a small score network).
 
 Shapes: ``B`` batch, ``S`` source length, ``T`` target length, ``H`` hidden size,
 ``V`` vocabulary size (token 0 is ``BOS``, the start-of-output token; 1..V-1 are data).
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .additive import AdditiveAttention
 from .attention import attention_weights, scaled_dot_product_attention
 from .progress import progress
 
@@ -34,6 +37,7 @@ BOS = 0
 
 
 TASKS = ("copy", "reverse")
+SCORES = ("dot", "additive")
 
 
 def seq2seq_batch(
@@ -76,8 +80,11 @@ class Seq2SeqGRU(nn.Module):
         vocab_size: ``V``, including ``BOS = 0``.
         emb_dim: embedding width (source and target have separate embeddings).
         hidden: ``H``, the width of both GRUs (and of the context vector).
-        attention: ``False`` = fixed context vector (the bottleneck), ``True`` = dot-product
-            attention over the encoder states with the decoder state as query.
+        attention: ``False`` = fixed context vector (the bottleneck), ``True`` = attention
+            over the encoder states with the decoder state as query.
+        score: the attention score: ``"dot"`` (scaled dot product, no parameters; Luong's
+            "dot") or ``"additive"`` (Bahdanau's ``v^T tanh(W_q s_t + W_k h_j)``, width
+            ``hidden``).
         device, dtype: where and how the parameters are created.
 
     Taught in: chapter "Why attention: the RNN bottleneck".
@@ -90,17 +97,23 @@ class Seq2SeqGRU(nn.Module):
         hidden: int,
         attention: bool,
         *,
+        score: str = "dot",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         kw = {"device": device, "dtype": dtype}
         self.vocab_size, self.hidden, self.attention = vocab_size, hidden, attention
+        self.score = score if attention else None
         self.src_embed = nn.Embedding(vocab_size, emb_dim, **kw)
         self.tgt_embed = nn.Embedding(vocab_size, emb_dim, **kw)
         self.encoder = nn.GRU(emb_dim, hidden, batch_first=True, **kw)
         self.decoder = nn.GRU(emb_dim, hidden, batch_first=True, **kw)
         self.out = nn.Linear(2 * hidden, vocab_size, **kw)
+        if self.score == "additive":  # created last: the other parameters' init is unchanged
+            self.additive = AdditiveAttention(hidden, hidden, hidden, **kw)
 
     def encode(self, src_emb: Tensor) -> tuple[Tensor, Tensor]:
         """Encoder states ``(B, S, H)`` and final state ``(1, B, H)`` of embedded sources."""
@@ -114,7 +127,15 @@ class Seq2SeqGRU(nn.Module):
         """
         if not self.attention:
             return final.transpose(0, 1).expand_as(states)  # (B, T, H): the same c each step
+        if self.score == "additive":
+            return self.additive(states, enc, enc)[0]  # (B, T, H)
         return scaled_dot_product_attention(states, enc, enc)  # (B, T, H)
+
+    def weights(self, states: Tensor, enc: Tensor) -> Tensor:
+        """The attention weights ``(B, T, S)`` of decoder states over encoder states."""
+        if self.score == "additive":
+            return self.additive(states, enc, enc, need_weights=True)[1]
+        return attention_weights(states, enc)
 
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
         """Teacher-forced logits ``(B, T, V)``: step ``t`` is fed the true ``tgt[:, t-1]``.
@@ -154,7 +175,7 @@ class Seq2SeqGRU(nn.Module):
             token = logits.argmax(-1)  # (B, 1)
             tokens.append(token)
             if self.attention:
-                weights.append(attention_weights(state, enc))  # (B, 1, S)
+                weights.append(self.weights(state, enc))  # (B, 1, S)
         attn = torch.cat(weights, dim=1) if self.attention else None
         return torch.cat(tokens, dim=1), attn
 

@@ -58,13 +58,25 @@ def reference_logits(model: Seq2SeqGRU, src, tgt):
     s, prev, out = h, torch.full_like(tgt[:, 0], BOS), []
     for t in range(tgt.size(1)):
         s = dec_cell(model.tgt_embed(prev), s)
-        if model.attention:
+        if model.score == "additive":
+            c = additive_reference(model.additive, s, enc)
+        elif model.attention:
             c = F.scaled_dot_product_attention(s.unsqueeze(1), enc, enc).squeeze(1)
         else:
             c = h
         out.append(model.out(torch.cat([s, c], -1)))
         prev = tgt[:, t]
     return torch.stack(out, 1)
+
+
+def additive_reference(net, s, enc):
+    """Bahdanau's context ``sum_j softmax_j(v . tanh(W_q s + W_k h_j + b)) h_j`` per step."""
+    w_q, w_k, b, v = net.w_query.weight, net.w_key.weight, net.w_key.bias, net.v.weight[0]
+    e = torch.stack([torch.tanh(s @ w_q.T + h @ w_k.T + b) @ v for h in enc.unbind(1)], 1)
+    return (torch.softmax(e, dim=1).unsqueeze(-1) * enc).sum(1)  # (B, H)
+
+
+MODELS = [(False, "dot"), (True, "dot"), (True, "additive")]
 
 
 # --- data -----------------------------------------------------------------------------
@@ -96,9 +108,9 @@ def test_batch_on_device(device):
 # --- the model ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_forward_matches_step_by_step_reference(attention):
-    model = make_model(attention).double()
+@pytest.mark.parametrize(("attention", "score"), MODELS)
+def test_forward_matches_step_by_step_reference(attention, score):
+    model = make_model(attention, score=score).double()
     src, _ = batch(4, 7)
     tgt, _ = batch(4, 5, seed=3)  # a target length different from the source's
     logits = model(src, tgt)
@@ -109,6 +121,18 @@ def test_forward_matches_step_by_step_reference(attention):
 def test_the_two_models_have_the_same_parameters():
     shapes = [[tuple(p.shape) for p in make_model(a).parameters()] for a in (False, True)]
     assert shapes[0] == shapes[1]
+
+
+def test_additive_score_only_adds_its_score_network():
+    dot, additive = make_model(True), make_model(True, score="additive")
+    dot_params = dict(dot.named_parameters())
+    for name, p in additive.named_parameters():
+        if name.startswith("additive."):
+            continue
+        assert torch.equal(p, dot_params.pop(name)), name  # same seed, same initial weights
+    assert not dot_params
+    with pytest.raises(ValueError, match="score"):
+        make_model(True, score="cosine")
 
 
 def test_bottleneck_sees_the_source_only_through_the_final_state():
@@ -124,10 +148,10 @@ def test_bottleneck_sees_the_source_only_through_the_final_state():
     assert not torch.allclose(changed, attn.context(states, enc, final))
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_greedy_decode_agrees_with_teacher_forcing_on_its_own_output(attention):
+@pytest.mark.parametrize(("attention", "score"), MODELS)
+def test_greedy_decode_agrees_with_teacher_forcing_on_its_own_output(attention, score):
     """Feeding greedy's tokens back as the teacher-forced target reproduces every argmax."""
-    model = make_model(attention, seed=1).double()
+    model = make_model(attention, seed=1, score=score).double()
     src, _ = batch(8, 9, seed=2)
     tokens, weights = model.greedy_decode(src, length=6)
     assert tokens.shape == (8, 6) and tokens.dtype == torch.int64
@@ -151,9 +175,9 @@ def test_device_and_dtype_are_kept(device, dtype):
     assert sens.device.type == device.type and sens.dtype == dtype
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_gradients_reach_every_parameter_and_the_source(attention):
-    model = make_model(attention)
+@pytest.mark.parametrize(("attention", "score"), MODELS)
+def test_gradients_reach_every_parameter_and_the_source(attention, score):
+    model = make_model(attention, score=score)
     src, tgt = batch()
     emb = model.src_embed(src).detach().requires_grad_(True)
     loss = F.cross_entropy(model.forward_embedded(emb, tgt).flatten(0, 1), tgt.flatten())
