@@ -32,6 +32,12 @@ venv: $(STAMP)
 sysdeps:
 	bash scripts/install-system-deps.sh
 
+# npm packages the browser tests load into the pages (axe-core), pinned by package-lock.json.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json | sysdeps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
@@ -49,7 +55,7 @@ lint: $(STAMP)
 # --dist loadfile: a test file runs in one worker, so its module fixtures (a graded class)
 # are built once. (loadgroup's xdist_group marks are ignored under pytest 9: xdist 3.8
 # renames node ids through an attribute pytest 9 no longer reads.)
-test: $(STAMP) sysdeps lint book
+test: $(STAMP) sysdeps $(NODE_STAMP) lint book
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 assignments: $(STAMP)

@@ -3,6 +3,8 @@
 #   chromium: headless browser for the book's browser tests (driven by Playwright).
 #   bubblewrap: the sandbox `course grade` runs every submission in.
 #   postgresql: a throwaway server for the test of `course grade` with a PostgreSQL gradebook.
+#   npm (and nodejs): installs axe-core (package.json), the accessibility checker the browser
+#     tests load into every book page.
 # Called by `make test`; safe to run again (it does nothing when all are present).
 set -euo pipefail
 
@@ -10,6 +12,7 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

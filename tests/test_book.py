@@ -20,6 +20,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# axe-core, from package.json (make test runs `npm ci`): loaded into each page from disk.
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+AXE_BLOCKING = ("serious", "critical")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -90,7 +93,9 @@ def open_page(browser, url: str):
         return r.abort()
 
     page.route("**/*", route)
-    page.goto(url, wait_until="networkidle")
+    # "load" first: a long page can still be parsing when the network is already idle.
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
     return page, errors, off_host
 
 
@@ -194,3 +199,30 @@ def test_built_site_has_no_hidden_tests_or_solutions():
         and any(m in p.read_text(errors="ignore") for m in ("BEGIN HIDDEN TESTS", "BEGIN SOLUTION"))
     ]
     assert not leaks, f"the built book contains solution or hidden-test markers: {leaks}"
+
+
+def _describe(violation: dict) -> str:
+    nodes = "; ".join(
+        f"{n['target']}: {n.get('failureSummary', '').splitlines()[-1].strip()}"
+        for n in violation["nodes"][:3]
+    )
+    more = len(violation["nodes"]) - 3
+    return (
+        f"[{violation['impact']}] {violation['id']}: {violation['help']} "
+        f"({violation['helpUrl']}) at {nodes}" + (f" and {more} more" if more > 0 else "")
+    )
+
+
+@pytest.mark.parametrize("page_path", toc_pages())
+def test_page_has_no_serious_accessibility_violations(site, browser, page_path):
+    """axe-core (WCAG 2.x A/AA rules and best practices) finds nothing serious or critical."""
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run `npm ci` (make test does)")
+    page, errors, _ = open_page(browser, f"{site}/{page_path}")
+    try:
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+        blocking = [v for v in result["violations"] if v["impact"] in AXE_BLOCKING]
+        assert not blocking, f"{page_path}: " + "\n".join(map(_describe, blocking))
+    finally:
+        page.close()

@@ -1,4 +1,5 @@
-"""Sphinx extension for the course book: serve plotly.js from the book itself.
+"""Sphinx extension for the course book: serve plotly.js from the book itself, and
+repair an accessibility fault of myst-nb's HTML (see ``_summary_named_by_its_text``).
 
 Figures are rendered by ``course_lib.viz`` as HTML that calls ``Plotly.newPlot`` but does
 not embed plotly.js. This extension copies the ``plotly.min.js`` that ships inside the
@@ -40,6 +41,27 @@ def _drop_thebe(app: Sphinx, pagename, templatename, context, doctree) -> None:
     ]
 
 
+def _summary_named_by_its_text(self, node) -> None:
+    """myst-nb's "Show code cell source" toggle, without its ``aria-label``: the label
+    ("Toggle hidden content") did not contain the visible text, which WCAG 2.5.3 asks
+    (axe-core: label-content-name-mismatch); the name is now the visible text itself."""
+    from html import escape
+
+    self.body.append(f'<details class="admonition hide {" ".join(node["classes"])}">\n')
+    self.body.append("<summary>\n")
+    for state, prompt in (("collapsed", "prompt_show"), ("expanded", "prompt_hide")):
+        self.body.append(f'<p class="{state} admonition-title">{escape(node[prompt])}</p>\n')
+    self.body.append("</summary>\n")
+
+
+def _use_our_summary(app: Sphinx) -> None:
+    from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput
+
+    app.add_node(
+        HideCodeCellNode, override=True, html=(_summary_named_by_its_text, depart_HideCellInput)
+    )
+
+
 def setup(app: Sphinx) -> dict:
     # Chapters executed by this build render plotly figures as HTML (course_lib.viz).
     os.environ["COURSE_BOOK_BUILD"] = "1"
@@ -48,4 +70,6 @@ def setup(app: Sphinx) -> dict:
     app.connect("html-page-context", _add_plotly_where_used)
     app.connect("html-page-context", _drop_thebe, priority=900)
     app.connect("build-finished", _copy_plotly)
+    app.connect("builder-inited", _use_our_summary)
+
     return {"parallel_read_safe": True, "parallel_write_safe": True}
