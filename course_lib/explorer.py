@@ -125,10 +125,10 @@ def _deflate(data: bytes, strategy: int) -> bytes:
 
 def _encode(w: np.ndarray) -> tuple[str, int]:
     """Bytes round(w * 255), zlib-compressed, base85 with '<' written as '.' (so no '</' and
-    no '<!--' can appear inside the page's script element). Returns (text, byte count)."""
+    no '<!--' can appear inside the page's script element). Returns (text, compressed byte count)."""
     q = np.rint(np.clip(w, 0.0, 1.0) * SCALE).astype(np.uint8).tobytes()
-    text = base64.b85encode(min((_deflate(q, s) for s in _STRATEGIES), key=len)).decode("ascii")
-    return text.replace("<", "."), len(q)
+    packed = min((_deflate(q, s) for s in _STRATEGIES), key=len)
+    return base64.b85encode(packed).decode("ascii").replace("<", "."), len(packed)
 
 
 def _decode(text: str, shape: Sequence[int]) -> np.ndarray:

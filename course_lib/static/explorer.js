@@ -7,8 +7,8 @@
 //
 // Data (a <script type="application/json" class="cx-data"> inside the container):
 //   shape [L, H, Tq, Tk]; w: the uint8 weights (weight = byte / 255, row-major L, H, Tq, Tk),
-//   zlib-compressed, then base85 (Python's b85 alphabet with '<' written as '.'); n: byte
-//   count; tokens, qtokens (cross-attention, else null), layers, heads, special (bools over
+//   zlib-compressed, then base85 (Python's b85 alphabet with '<' written as '.'); n: the
+//   compressed byte count; tokens, qtokens (cross-attention, else null), layers, heads, special (bools over
 //   tokens), title, topk.
 // Comment-only lines and indentation are stripped when inlined: keep comments on own lines.
 window.CourseExplorer = (window.CourseExplorer && window.CourseExplorer.version >= 1)
