@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.resources
+import importlib.util
 import io
 import itertools
 import json
@@ -125,7 +126,7 @@ def _deflate(data: bytes, strategy: int) -> bytes:
 
 def _encode(w: np.ndarray) -> tuple[str, int]:
     """Bytes round(w * 255), zlib-compressed, base85 with '<' written as '.' (so no '</' and
-    no '<!--' can appear inside the page's script element). Returns (text, compressed byte count)."""
+    no '<!--' can appear inside the page's script element). Returns (text, compressed bytes)."""
     q = np.rint(np.clip(w, 0.0, 1.0) * SCALE).astype(np.uint8).tobytes()
     packed = min((_deflate(q, s) for s in _STRATEGIES), key=len)
     return base64.b85encode(packed).decode("ascii").replace("<", "."), len(packed)
@@ -173,7 +174,10 @@ class Explorer:
         return self._png
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        return {"text/html": self.to_html(), "image/png": self.to_png()}
+        bundle = {"text/html": self.to_html()}
+        if importlib.util.find_spec("matplotlib") is not None:  # the book's extra installs it
+            bundle["image/png"] = self.to_png()
+        return bundle
 
 
 def _heatmap_png(w: np.ndarray, data: dict) -> bytes:
