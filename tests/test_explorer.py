@@ -320,8 +320,9 @@ def test_accessibility_axe(page_url):
         fig.locator("details.cx-table summary").click()
         page.add_script_tag(path=str(script))
         result = page.evaluate("async () => await axe.run('.course-explorer')")
-        problems = [(v["id"], [n["html"][:80] for n in v["nodes"][:3]]) 
+        problems = [(v["id"], [n["html"][:80] for n in v["nodes"][:3]])
                     for v in result["violations"]]
         assert not problems, problems
+        assert "color-contrast" in {p["id"] for p in result["passes"]}  # the rule saw text
 
     in_browser(page_url, check)

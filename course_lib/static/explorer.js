@@ -255,7 +255,7 @@ window.CourseExplorer = (window.CourseExplorer && window.CourseExplorer.version 
       thumbs.forEach(t => t.b.setAttribute("aria-pressed", String(t.l === S.layer && S.on[t.hd] && (!S.all || t.hd === S.cur))));
       layerSelect.value = S.layer;
       const who = sel ? `\u201c${(sel.side === "q" ? qtok : ktok)[sel.i]}\u201d ${sel.side === "q" ? "attends to" : "is attended by"}` : "no token selected";
-      status.textContent = `${d.layers[S.layer]}, ${S.all ? "heads " + heads.map(i => d.heads[i]).join(" ") : d.heads[S.cur]}: ${who}` +
+      status.textContent = `${d.layers[S.layer]}, ${S.all ? heads.map(i => d.heads[i]).join(", ") : d.heads[S.cur]}: ${who}` +
         (S.lock ? " (locked; Esc unlocks)" : "");
       renderTable();
     }
