@@ -309,7 +309,14 @@ window.CourseExplorer = (window.CourseExplorer && window.CourseExplorer.version 
     if (root.dataset.ready) return;
     root.dataset.ready = "1";
     const d = JSON.parse(root.querySelector("script.cx-data").textContent);
-    const bytes = await inflate(b85decode(d.w, d.n));
+    let bytes;
+    try {
+      bytes = await inflate(b85decode(d.w, d.n));
+    } catch (e) {
+      // DecompressionStream: Chrome 80, Firefox 113, Safari 16.4 and later
+      root.querySelector(".cx-fallback").textContent = `attention explorer: cannot decode its data here (${e})`;
+      throw e;
+    }
     Figure(root, d, bytes);
     root.dataset.drawn = "1";
   }
