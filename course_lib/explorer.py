@@ -94,7 +94,7 @@ def _labels(names, n: int, what: str, default: str) -> list[str]:
         return [f"{default} {i}" for i in range(n)]
     names = [str(x) for x in names]
     if len(names) != n:
-        raise ValueError(f"{len(names)} {what} given for {n} in weights")
+        raise ValueError(f"{len(names)} {what} given; weights has {n} {default}s: give one each")
     return names
 
 

@@ -117,7 +117,7 @@ BAD_INPUTS = [
     ({"weights": softmax_weights(2, 3), "query_tokens": ["a"]}, "1 query_tokens for 2"),
     ({"special": [5]}, "not a token index"),
     ({"special": [True, False]}, "length 2"),
-    ({"head_names": ["a", "b"]}, "2 head_names given for 1"),
+    ({"head_names": ["a", "b"]}, "2 head_names given; weights has 1 heads"),
     ({"top_k": 0}, "top_k"),
 ]
 
