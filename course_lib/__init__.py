@@ -4,7 +4,7 @@ Every function here is taught in a chapter of the book (its docstring names whic
 device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 """
 
-from . import cross, toy
+from . import cross, explorer, toy
 from .additive import AdditiveAttention
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
 from .device import get_device
@@ -57,6 +57,7 @@ __all__ = [
     "decode_step",
     "dot_product_variance",
     "entropy",
+    "explorer",
     "get_device",
     "key_mask_to_attn_mask",
     "kv_cache_bytes",

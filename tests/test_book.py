@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from explorer_checks import exercise, wait_drawn
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -168,6 +169,32 @@ def test_controls_change_their_figure(site, browser, page_path):
             first, last = page.evaluate(CONTROL_ENDS, i)
             assert first != last, f"{page_path}: control {i} does not change its figure"
         assert not errors, f"console errors on {page_path}: {errors}"
+    finally:
+        page.close()
+
+
+# Pages that must show at least one attention explorer (course_lib.explorer); a chapter is
+# added here when it adopts the explorer, so losing its figure fails the suite.
+EXPLORER_PAGES: list[str] = []
+EXPLORER_DIV = '<div class="course-explorer" id="'
+
+
+@pytest.mark.parametrize("page_path", toc_pages())
+def test_every_explorer_works(site, browser, page_path):
+    """Each explorer on the page: token 0 then token 1, another head, another layer, Tab +
+    Enter, Esc each do what they should (explorer_checks.exercise), offline, no errors."""
+    n = (HTML / page_path).read_text().count(EXPLORER_DIV)
+    if page_path in EXPLORER_PAGES:
+        assert n >= 1, f"{page_path} is in EXPLORER_PAGES but shows no attention explorer"
+    if n == 0:
+        pytest.skip(f"{page_path} has no attention explorer")
+    page, errors, off_host = open_page(browser, f"{site}/{page_path}")
+    try:
+        wait_drawn(page, n)
+        for i in range(n):
+            exercise(page, i)
+        assert not errors, f"console errors on {page_path}: {errors}"
+        assert not off_host, f"{page_path} requested off-host URLs: {off_host}"
     finally:
         page.close()
 
