@@ -39,12 +39,15 @@ from .softmax import (
     softmax,
     softmax_jacobian,
 )
+from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
+    "FeedForward",
     "KVCache",
     "MultiHeadAttention",
     "Seq2SeqGRU",
     "SoftmaxResponse",
+    "TransformerBlock",
     "attention_scores",
     "attention_weights",
     "causal_mask",
