@@ -4,8 +4,9 @@ Every function here is taught in a chapter of the book (its docstring names whic
 device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 """
 
-from . import cross, toy
+from . import bert, cross, toy
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
+from .bert import BertModel, load_minilm
 from .device import get_device
 from .efficient import chunked_attention, tiled_attention
 from .kvcache import KVCache, decode_step, kv_cache_bytes
@@ -42,6 +43,7 @@ from .softmax import (
 from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
+    "BertModel",
     "FeedForward",
     "KVCache",
     "MultiHeadAttention",
@@ -50,6 +52,7 @@ __all__ = [
     "TransformerBlock",
     "attention_scores",
     "attention_weights",
+    "bert",
     "causal_mask",
     "chunked_attention",
     "combine_masks",
@@ -61,6 +64,7 @@ __all__ = [
     "get_device",
     "key_mask_to_attn_mask",
     "kv_cache_bytes",
+    "load_minilm",
     "log_softmax",
     "logsumexp",
     "online_logsumexp",
