@@ -21,10 +21,11 @@ help:
 	@echo "make dist         build the course_lib wheel into dist/ (what students pip install)"
 	@echo "make clean        remove _build (the execution cache too)"
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
 
 venv: $(STAMP)

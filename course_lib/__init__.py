@@ -4,9 +4,10 @@ Every function here is taught in a chapter of the book (its docstring names whic
 device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 """
 
-from . import cross, explorer, toy
+from . import bert, cross, explorer, toy
 from .additive import AdditiveAttention
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
+from .bert import BertModel, load_minilm
 from .device import get_device
 from .efficient import chunked_attention, tiled_attention
 from .kvcache import KVCache, decode_step, kv_cache_bytes
@@ -40,15 +41,20 @@ from .softmax import (
     softmax,
     softmax_jacobian,
 )
+from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
     "AdditiveAttention",
+    "BertModel",
+    "FeedForward",
     "KVCache",
     "MultiHeadAttention",
     "Seq2SeqGRU",
     "SoftmaxResponse",
+    "TransformerBlock",
     "attention_scores",
     "attention_weights",
+    "bert",
     "causal_mask",
     "chunked_attention",
     "combine_masks",
@@ -61,6 +67,7 @@ __all__ = [
     "get_device",
     "key_mask_to_attn_mask",
     "kv_cache_bytes",
+    "load_minilm",
     "log_softmax",
     "logsumexp",
     "online_logsumexp",
