@@ -214,6 +214,7 @@ def show(
     special=None,
     title: str | None = None,
     top_k: int = 3,
+    layer_label: str = "layer",
 ) -> Explorer:
     """An attention explorer figure (chapter: multi-head attention).
 
@@ -227,6 +228,8 @@ def show(
             "hide special tokens and renormalise" checkbox.
         title: shown above the figure and in the PNG.
         top_k: columns of the text table of each token's largest weights.
+        layer_label: what the first axis is called in the controls (``"layer"``; e.g.
+            ``"mask"`` when it holds one pattern per mask).
     """
     w = _as_4d(weights)
     L, H, Tq, Tk = w.shape
@@ -243,7 +246,7 @@ def show(
     data = {
         "shape": [L, H, Tq, Tk], "scale": SCALE, "n": n, "w": text, "tokens": tokens,
         "qtokens": None if query_tokens is None else [str(t) for t in query_tokens],
-        "layers": _labels(layer_names, L, "layer_names", "layer"),
+        "layers": _labels(layer_names, L, "layer_names", layer_label), "layer_label": layer_label,
         "heads": _labels(head_names, H, "head_names", "head"),
         "special": _special_mask(special, Tk), "title": title, "topk": min(top_k, Tk),
     }

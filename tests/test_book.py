@@ -175,7 +175,13 @@ def test_controls_change_their_figure(site, browser, page_path):
 
 # Pages that must show at least one attention explorer (course_lib.explorer); a chapter is
 # added here when it adopts the explorer, so losing its figure fails the suite.
-EXPLORER_PAGES: list[str] = []
+EXPLORER_PAGES = [
+    "book/qkv.html",
+    "book/multihead.html",
+    "book/masking.html",
+    "book/cross_attention.html",
+    "book/trained_model.html",
+]
 EXPLORER_DIV = '<div class="course-explorer" id="'
 
 

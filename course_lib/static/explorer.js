@@ -196,13 +196,13 @@ window.CourseExplorer = (window.CourseExplorer && window.CourseExplorer.version 
       d.title ? h("p", { class: "cx-title" }, d.title) : "",
       h("div", { class: "cx-controls" },
         h("span", { class: "cx-group", role: "group", "aria-label": "direction" }, ...dirButtons),
-        L > 1 ? h("label", { for: `${uid}-layer` }, "layer ") : "", L > 1 ? layerSelect : "",
+        L > 1 ? h("label", { for: `${uid}-layer` }, `${d.layer_label || "layer"} `) : "", L > 1 ? layerSelect : "",
         h("label", { for: `${uid}-thr` }, "hide below "), thrInput, thrOut,
         hasSpecial ? h("span", {}, hideBox, h("label", { for: `${uid}-hide` }, " hide special tokens and renormalise")) : "",
         download, link),
       h("div", { class: "cx-controls cx-heads", role: "group", "aria-label": "heads" }, allButton, ...chips),
       status, body,
-      h("details", { class: "cx-thumbs", open: true }, h("summary", {}, "all layers and heads (click one)"), grid),
+      h("details", { class: "cx-thumbs", open: true }, h("summary", {}, `every ${d.layer_label || "layer"} and head (click one)`), grid),
       table);
 
     // ---- drawing ------------------------------------------------------------------------------
