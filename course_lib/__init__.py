@@ -4,10 +4,19 @@ Every function here is taught in a chapter of the book (its docstring names whic
 device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 """
 
-from . import cross, toy
+from . import cross, heads, toy
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
 from .device import get_device
 from .efficient import chunked_attention, tiled_attention
+from .heads import (
+    argmax_offset_fraction,
+    attention_entropy,
+    head_roles,
+    next_token_score,
+    offset_score,
+    previous_token_score,
+    special_token_mass,
+)
 from .kvcache import KVCache, decode_step, kv_cache_bytes
 from .masks import (
     causal_mask,
@@ -45,6 +54,8 @@ __all__ = [
     "MultiHeadAttention",
     "Seq2SeqGRU",
     "SoftmaxResponse",
+    "argmax_offset_fraction",
+    "attention_entropy",
     "attention_scores",
     "attention_weights",
     "causal_mask",
@@ -56,13 +67,18 @@ __all__ = [
     "dot_product_variance",
     "entropy",
     "get_device",
+    "head_roles",
+    "heads",
     "key_mask_to_attn_mask",
     "kv_cache_bytes",
     "log_softmax",
     "logsumexp",
+    "next_token_score",
+    "offset_score",
     "online_logsumexp",
     "online_softmax",
     "padding_mask",
+    "previous_token_score",
     "random_qkv",
     "scaled_dot_product_attention",
     "seq2seq_batch",
@@ -70,6 +86,7 @@ __all__ = [
     "softmax",
     "softmax_jacobian",
     "softmax_response",
+    "special_token_mass",
     "tiled_attention",
     "to_additive_mask",
     "toy",
