@@ -4,12 +4,21 @@ Every function here is taught in a chapter of the book (its docstring names whic
 device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 """
 
-from . import bert, cross, explorer, toy
+from . import bert, cross, explorer, heads, toy
 from .additive import AdditiveAttention
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
 from .bert import BertModel, load_minilm
 from .device import get_device
 from .efficient import chunked_attention, tiled_attention
+from .heads import (
+    argmax_offset_fraction,
+    attention_entropy,
+    head_roles,
+    next_token_score,
+    offset_score,
+    previous_token_score,
+    special_token_mass,
+)
 from .kvcache import KVCache, decode_step, kv_cache_bytes
 from .masks import (
     causal_mask,
@@ -52,6 +61,8 @@ __all__ = [
     "Seq2SeqGRU",
     "SoftmaxResponse",
     "TransformerBlock",
+    "argmax_offset_fraction",
+    "attention_entropy",
     "attention_scores",
     "attention_weights",
     "bert",
@@ -65,14 +76,19 @@ __all__ = [
     "entropy",
     "explorer",
     "get_device",
+    "head_roles",
+    "heads",
     "key_mask_to_attn_mask",
     "kv_cache_bytes",
     "load_minilm",
     "log_softmax",
     "logsumexp",
+    "next_token_score",
+    "offset_score",
     "online_logsumexp",
     "online_softmax",
     "padding_mask",
+    "previous_token_score",
     "random_qkv",
     "scaled_dot_product_attention",
     "seq2seq_batch",
@@ -80,6 +96,7 @@ __all__ = [
     "softmax",
     "softmax_jacobian",
     "softmax_response",
+    "special_token_mass",
     "tiled_attention",
     "to_additive_mask",
     "toy",

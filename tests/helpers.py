@@ -293,3 +293,38 @@ def in_fresh_thread(fn, *args):
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+# --- attention heads (course_lib.heads) -----------------------------------------------
+
+
+def attention_probs(
+    seed: int,
+    shape: Sequence[int],
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    scale: float = 2.0,
+) -> Tensor:
+    """Rows of ``softmax(scale * standard normal)``: random attention weights ``(..., T, T)``.
+
+    Made in float64 on the CPU, then cast and moved; ``scale`` sets how peaked the rows are.
+    """
+    (scores,) = tensors(seed, shape, scale=scale)
+    return torch.softmax(scores, dim=-1).to(device, dtype)
+
+
+@st.composite
+def token_masks(draw, batch: tuple[int, ...], T: int) -> Tensor | None:
+    """``None`` or a bool "real token" mask broadcastable to ``batch + (T,)``.
+
+    Half of the masks are right padding (lengths >= 1 per row), the others random holes
+    (any token may be padding, rows may be all padding).
+    """
+    if draw(st.booleans()):
+        return None
+    shape = tuple(d if draw(st.booleans()) else 1 for d in batch) + (T,)
+    g = torch.Generator().manual_seed(draw(seeds))
+    if draw(st.booleans()):
+        lengths = torch.randint(1, T + 1, shape[:-1] + (1,), generator=g)
+        return torch.arange(T) < lengths
+    return torch.rand(shape, generator=g) < draw(st.sampled_from([0.5, 0.8, 1.0]))
