@@ -4,7 +4,7 @@ Every function here is taught in a chapter of the book (its docstring names whic
 device- and dtype-agnostic: pass CUDA tensors and it runs on the GPU.
 """
 
-from . import bert, cross, explorer, heads, toy
+from . import bert, configs, cross, explorer, heads, toy
 from .additive import AdditiveAttention
 from .attention import attention_scores, attention_weights, scaled_dot_product_attention
 from .bert import BertModel, load_minilm
@@ -69,6 +69,7 @@ __all__ = [
     "causal_mask",
     "chunked_attention",
     "combine_masks",
+    "configs",
     "context_sensitivity",
     "cross",
     "decode_step",

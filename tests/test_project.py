@@ -49,3 +49,21 @@ def test_pages_workflow_is_valid_and_builds_with_make_book():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = workflow.read_text()
     assert "run: make book" in text and "path: _build/html" in text
+
+
+CODE_WIDTH = 88  # what the book's code column holds at 1200 px (book/_ext/static/course.css)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_chapter_code_fits_the_column(chapter):
+    """No code line wider than the column at a laptop's width (tests/test_book.py measures
+    the column); `ruff format --line-length 88` through jupytext --pipe wraps them."""
+    nb = jupytext.read(chapter)
+    long = [
+        line
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if len(line) > CODE_WIDTH
+    ]
+    assert not long, f"{chapter.name}: {len(long)} code lines over {CODE_WIDTH}: {long[:3]}"

@@ -1,5 +1,6 @@
-"""Sphinx extension for the course book: serve plotly.js from the book itself, and
-repair an accessibility fault of myst-nb's HTML (see ``_summary_named_by_its_text``).
+"""Sphinx extension for the course book: serve plotly.js from the book itself, repair an
+accessibility fault of myst-nb's HTML (see ``_summary_named_by_its_text``) and widen the
+code column a little (``static/course.css``).
 
 Figures are rendered by ``course_lib.viz`` as HTML that calls ``Plotly.newPlot`` but does
 not embed plotly.js. This extension copies the ``plotly.min.js`` that ships inside the
@@ -18,6 +19,7 @@ from sphinx.application import Sphinx
 from sphinx.util.fileutil import copy_asset_file
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+STATIC = Path(__file__).parent / "static"
 
 
 def _copy_plotly(app: Sphinx, exc: Exception | None) -> None:
@@ -62,6 +64,10 @@ def _use_our_summary(app: Sphinx) -> None:
     )
 
 
+def _serve_static(app: Sphinx, config) -> None:
+    config.html_static_path.append(str(STATIC))
+
+
 def setup(app: Sphinx) -> dict:
     # Chapters executed by this build render plotly figures as HTML (course_lib.viz).
     os.environ["COURSE_BOOK_BUILD"] = "1"
@@ -71,5 +77,7 @@ def setup(app: Sphinx) -> dict:
     app.connect("html-page-context", _drop_thebe, priority=900)
     app.connect("build-finished", _copy_plotly)
     app.connect("builder-inited", _use_our_summary)
+    app.connect("config-inited", _serve_static)
+    app.add_css_file("course.css")
 
     return {"parallel_read_safe": True, "parallel_write_safe": True}
