@@ -28,6 +28,12 @@ from .masks import (
     to_additive_mask,
 )
 from .multihead import MultiHeadAttention
+from .positional import (
+    LearnedPositionalEmbedding,
+    apply_rope,
+    rope_frequencies,
+    sinusoidal_encoding,
+)
 from .rnn import (
     Seq2SeqGRU,
     context_sensitivity,
@@ -57,10 +63,12 @@ __all__ = [
     "BertModel",
     "FeedForward",
     "KVCache",
+    "LearnedPositionalEmbedding",
     "MultiHeadAttention",
     "Seq2SeqGRU",
     "SoftmaxResponse",
     "TransformerBlock",
+    "apply_rope",
     "argmax_offset_fraction",
     "attention_entropy",
     "attention_scores",
@@ -91,9 +99,11 @@ __all__ = [
     "padding_mask",
     "previous_token_score",
     "random_qkv",
+    "rope_frequencies",
     "scaled_dot_product_attention",
     "seq2seq_batch",
     "sequence_accuracy",
+    "sinusoidal_encoding",
     "softmax",
     "softmax_jacobian",
     "softmax_response",

@@ -180,6 +180,7 @@ EXPLORER_PAGES = [
     "book/multihead.html",
     "book/masking.html",
     "book/cross_attention.html",
+    "book/positions.html",
     "book/trained_model.html",
 ]
 EXPLORER_DIV = '<div class="course-explorer" id="'
