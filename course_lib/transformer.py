@@ -1,5 +1,5 @@
 """The transformer block: attention and a feed-forward network, each with a residual and
-a LayerNorm (taught in chapter "Attention in a trained model").
+a LayerNorm (taught in chapter "The Transformer block").
 
 Post-LN (the original Transformer, BERT) normalises after each residual sum; pre-LN (GPT-2
 and most models since) normalises the input of each sub-layer and leaves the residual
@@ -45,7 +45,7 @@ class FeedForward(nn.Module):
         bias: biases in both linear layers.
         device, dtype: where and how the parameters are created.
 
-    Taught in: chapter "Attention in a trained model".
+    Taught in: chapter "The Transformer block".
     """
 
     def __init__(
@@ -88,7 +88,7 @@ class TransformerBlock(nn.Module):
         bias: biases in the linear layers and the LayerNorms.
         device, dtype: where and how the parameters are created.
 
-    Taught in: chapter "Attention in a trained model".
+    Taught in: chapter "The Transformer block".
     """
 
     def __init__(

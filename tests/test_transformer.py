@@ -1,5 +1,5 @@
-"""course_lib.TransformerBlock against torch.nn.TransformerEncoderLayer (chapter "Attention in
-a trained model").
+"""course_lib.TransformerBlock against torch.nn.TransformerEncoderLayer (chapter "The
+Transformer block").
 
 The reference is torch's layer (``batch_first=True``) in float64 and eval mode; our block
 copies its weights with ``from_torch``. Mask conventions differ: torch's
