@@ -30,6 +30,7 @@ from .masks import (
 from .multihead import MultiHeadAttention
 from .rnn import (
     Seq2SeqGRU,
+    accuracy_by_length,
     context_sensitivity,
     seq2seq_batch,
     sequence_accuracy,
@@ -61,6 +62,7 @@ __all__ = [
     "Seq2SeqGRU",
     "SoftmaxResponse",
     "TransformerBlock",
+    "accuracy_by_length",
     "argmax_offset_fraction",
     "attention_entropy",
     "attention_scores",
