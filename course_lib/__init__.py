@@ -36,6 +36,7 @@ from .positional import (
 )
 from .rnn import (
     Seq2SeqGRU,
+    accuracy_by_length,
     context_sensitivity,
     seq2seq_batch,
     sequence_accuracy,
@@ -68,6 +69,7 @@ __all__ = [
     "Seq2SeqGRU",
     "SoftmaxResponse",
     "TransformerBlock",
+    "accuracy_by_length",
     "apply_rope",
     "argmax_offset_fraction",
     "attention_entropy",

@@ -24,7 +24,7 @@ Shapes: ``B`` batch, ``S`` source length, ``T`` target length, ``H`` hidden size
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -191,13 +191,17 @@ def train_seq2seq(
     seed: int = 0,
     desc: str = "",
     show_progress: bool = True,
+    callback: Callable[[int, Seq2SeqGRU], None] | None = None,
 ) -> list[float]:
     """Train on ``task`` (see :func:`seq2seq_batch`) with teacher forcing and Adam.
 
     Returns the training loss of every step. Every step draws one length from ``lengths``
     and a batch of that length (from a generator seeded with ``seed``), so two models
     trained with the same ``seed`` see exactly the same data. Gradients are clipped to
-    norm 1.
+    norm 1. There is no learning-rate schedule, so the first ``n`` steps of a longer run
+    are exactly a run of ``n`` steps: ``callback(step, model)``, called after every step
+    (``step`` counts from 1, the model in eval mode during the call), can evaluate
+    checkpoints of one run instead of training one model per number of steps.
 
     Taught in: chapter "Why attention: the RNN bottleneck".
     """
@@ -220,8 +224,43 @@ def train_seq2seq(
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         history.append(loss.item())
+        if callback is not None:
+            model.eval()
+            callback(len(history), model)
+            model.train()
     model.eval()
     return history
+
+
+def accuracy_by_length(
+    model: Seq2SeqGRU,
+    lengths: Sequence[int],
+    n: int = 256,
+    *,
+    task: str = "copy",
+    seed: int = 10_000,
+) -> dict[str, list[float]]:
+    """Greedy-decoding accuracy on fresh test batches, one per length.
+
+    The batch of length ``L`` has ``n`` sequences drawn from a generator seeded with
+    ``seed + L`` (test data: keep ``seed`` away from the training seeds).
+
+    Returns:
+        ``{"exact": [...], "token": [...]}``, one value per length (see
+        :func:`sequence_accuracy`).
+
+    Taught in: chapter "Why attention: the RNN bottleneck".
+    """
+    param = next(model.parameters())
+    out: dict[str, list[float]] = {"exact": [], "token": []}
+    for length in lengths:
+        g = torch.Generator().manual_seed(seed + length)
+        src, tgt = seq2seq_batch(n, length, model.vocab_size, task, generator=g)
+        pred, _ = model.greedy_decode(src.to(param.device))
+        exact, token = sequence_accuracy(pred, tgt.to(param.device))
+        out["exact"].append(exact)
+        out["token"].append(token)
+    return out
 
 
 def context_sensitivity(

@@ -241,3 +241,37 @@ def test_attention_learns_short_copies_and_the_bottleneck_lags():
         assert sum(history[-10:]) < 0.25 * sum(history[:10])
         exact[attention], _ = sequence_accuracy(model.greedy_decode(src)[0], tgt)
     assert exact[True] > 0.7 and exact[False] < exact[True] - 0.3, exact
+
+
+def test_callback_sees_checkpoints_that_equal_shorter_runs():
+    """The first n steps of a longer run are a run of n steps (no schedule): a checkpoint
+    taken through ``callback`` has the parameters of a model trained for n steps."""
+    kw = dict(batch_size=8, lengths=range(3, 7), seed=0, show_progress=False)
+    seen, at_4 = [], {}
+
+    def callback(step, model):
+        seen.append((step, model.training))
+        if step == 4:
+            at_4.update({k: v.clone() for k, v in model.state_dict().items()})
+
+    long = train_seq2seq(make_model(True), steps=9, callback=callback, **kw)
+    short_model = make_model(True)
+    short = train_seq2seq(short_model, steps=4, **kw)
+    assert seen == [(step, False) for step in range(1, 10)]  # eval mode during the call
+    assert long[:4] == short
+    for name, value in short_model.state_dict().items():
+        assert torch.equal(at_4[name], value), name
+
+
+def test_accuracy_by_length_scores_fresh_batches_per_length():
+    from course_lib import accuracy_by_length
+
+    model = make_model(True, seed=3)
+    acc = accuracy_by_length(model, [3, 5], n=20, seed=50)
+    for i, length in enumerate([3, 5]):
+        g = torch.Generator().manual_seed(50 + length)
+        src, tgt = seq2seq_batch(20, length, V, generator=g)
+        exact, token = sequence_accuracy(model.greedy_decode(src)[0], tgt)
+        assert acc["exact"][i] == exact and acc["token"][i] == token
+    reverse = accuracy_by_length(model, [5], n=20, seed=50, task="reverse")
+    assert reverse["token"] != acc["token"][1:]  # the targets are the reversed sources
