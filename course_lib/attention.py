@@ -207,16 +207,20 @@ def _check_mask(attn_mask: Tensor, query: Tensor, key: Tensor, enable_gqa: bool)
             f"attn_mask must be bool or have the query's dtype {query.dtype}, got {attn_mask.dtype}"
         )
     scores_shape = _broadcast_batch(query, key, enable_gqa) + (query.size(-2), key.size(-2))
-    try:
-        ok = torch.broadcast_shapes(attn_mask.shape, scores_shape) == scores_shape
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if not broadcasts_to(attn_mask.shape, scores_shape):
         raise ValueError(
             f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the "
             f"scores' shape (..., L, S) = {scores_shape} "
             f"(query {_s(query)}, key {_s(key)})"
         )
+
+
+def broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to exactly ``target`` (a mask to its scores)."""
+    try:
+        return tuple(torch.broadcast_shapes(shape, target)) == tuple(target)
+    except RuntimeError:
+        return False
 
 
 def _broadcast_batch(

@@ -37,6 +37,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .attention import broadcasts_to
+
 ROLES = ("previous", "next", "special", "entropy", "positional")
 
 
@@ -239,11 +241,7 @@ def _check_bool(m: Tensor, shape: torch.Size, name: str, what: str) -> None:
     if not isinstance(m, Tensor) or m.dtype != torch.bool:
         got = m.dtype if isinstance(m, Tensor) else type(m).__name__
         raise ValueError(f"{name}: {what} must be a bool tensor (True = real/special), got {got}")
-    try:
-        ok = torch.broadcast_shapes(m.shape, shape) == shape
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if not broadcasts_to(m.shape, shape):
         raise ValueError(
             f"{name}: {what} of shape {tuple(m.shape)} does not broadcast to attn.shape[:-1] "
             f"= {tuple(shape)} (for attn (B, H, T, T) and a (B, T) mask pass mask[:, None, :])"
