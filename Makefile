@@ -39,7 +39,10 @@ $(NODE_STAMP): package.json package-lock.json | sysdeps
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Chapters are executed into the cache first, two at a time (the pages that time code alone),
+# then Jupyter Book builds from the cache.
 book: $(STAMP)
+	$(BIN)/python scripts/execute_book.py
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 # JupyterLab (installed with nbgrader) with the project's settings
