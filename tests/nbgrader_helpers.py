@@ -36,13 +36,16 @@ def course_grade(course: Path, assignment: str, *args: str) -> subprocess.Comple
     return proc
 
 
-def make_course(tmp: Path) -> Path:
-    """A course folder with the committed solutions/ and config; release regenerated."""
+def make_course(tmp: Path, assignments: list[str] | None = None) -> Path:
+    """A course folder with the committed solutions/ and config; the release of
+    ``assignments`` (default: all) regenerated."""
     course = tmp / "course"
     course.mkdir()
     shutil.copytree(ROOT / "solutions", course / "solutions")
     shutil.copy(ROOT / "nbgrader_config.py", course)
-    for assignment in sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()):
+    if assignments is None:
+        assignments = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+    for assignment in assignments:
         nbgrader(course, "generate_assignment", assignment, "--force")
     return course
 
