@@ -10,6 +10,7 @@ time a student can wait.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -99,3 +100,47 @@ def test_release_filled_with_the_reference_runs_alone(venv, tmp_path, assignment
     seconds = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
     print(f"{assignment}: {seconds:.1f} s")
     assert seconds <= SECONDS.get(assignment, LIMIT), f"{assignment} took {seconds:.1f} s"
+
+
+GRADEBOOK = """
+import json, sys
+from nbgrader.api import Gradebook
+with Gradebook("sqlite:///gradebook.db") as gb:
+    print(json.dumps({s: gb.find_submission(sys.argv[1], s).score for s in sys.argv[2:]}))
+"""
+
+
+def test_the_grading_extra_grades_a_small_class(venv, tmp_path):
+    """`pip install course_lib[grading]` (the wheel with its extra, into the student venv)
+    is all an instructor needs for `course grade`: the reference gets full marks, the
+    untouched release none, graded by the installed package in a folder of its own."""
+    (wheel,) = (venv.parents[2] / "dist").glob("course_lib-*.whl")
+    pip = [str(venv), "-m", "pip", "install", "-q", f"{wheel}[grading]", TORCH]
+    subprocess.run(pip, check=True)
+    bin_dir = venv.parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("PYTHONPATH", None)
+    course = tmp_path / "class"
+    shutil.copytree(ROOT / "solutions" / "softmax", course / "solutions" / "softmax")
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(bin_dir / cmd[0]), *cmd[1:]], cwd=course, env=env, capture_output=True, text=True
+        )
+
+    generated = run("nbgrader", "generate_assignment", "softmax", "--force")
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    release = nbformat.read(course / "assignments" / "softmax" / "softmax.ipynb", 4)
+    for student, nb in {"ref": reference_filled("softmax"), "blank": release}.items():
+        (course / "submitted" / student / "softmax").mkdir(parents=True)
+        nbformat.write(nb, course / "submitted" / student / "softmax" / "softmax.ipynb")
+    graded = run("course", "grade", "softmax", "--workers", "2")
+    assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
+    got = json.loads(run("python", "-c", GRADEBOOK, "softmax", "ref", "blank").stdout)
+    total = sum(
+        c.metadata["nbgrader"].get("points", 0)
+        for c in release.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    )
+    assert got == {"ref": total, "blank": 0.0}, got
