@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -239,6 +240,17 @@ def test_rebuild_executes_nothing():
             pytest.fail(
                 f"{source.name} has no up-to-date execution cache: `make book` would run it"
             )
+
+
+@pytest.mark.parametrize("page_path", CHAPTERS)
+def test_chapter_says_how_to_open_it_live(page_path):
+    """Under its title each chapter names its notebook and `make lab` (book/_ext)."""
+    html = (HTML / page_path).read_text()
+    note = html.split('class="course-live-note"', 1)
+    assert len(note) == 2, f"{page_path}: no 'run it live' note under the title"
+    text = re.sub(r"<[^>]+>", "", note[1].split("</p>", 1)[0])
+    assert page_path.removesuffix(".html") + ".md" in text and "make lab" in text, text
+    assert re.search(r"</h1>\s*<p\s*$", note[0]), f"{page_path}: the note is not under the title"
 
 
 def test_built_site_has_no_hidden_tests_or_solutions():

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("execute_book", ROOT / "scripts/execute_book.py")
 execute_book = importlib.util.module_from_spec(spec)
@@ -28,14 +26,3 @@ def test_pages_that_time_code_run_alone_and_the_others_are_pooled(tmp_path):
     notebooks = [p for p in pages if execute_book.is_notebook(execute_book.read(p, extensions))]
     assert sorted(alone + pooled) == sorted(notebooks)
 
-
-def test_the_built_book_reads_every_page_from_the_cache_the_script_fills():
-    """After `make book`, every notebook page as the script reads it matches a cache record:
-    the script and myst-nb hash the same notebook, so the build executed nothing twice."""
-    extensions, _, cache = execute_book.book_config(ROOT)
-    if not (ROOT / "_build" / ".jupyter_cache").is_dir():
-        pytest.skip("no built book: run `make book`")
-    alone, pooled = execute_book.plan(ROOT, extensions, cache)
-    assert not alone and not pooled, (
-        f"pages not in the cache: {[str(p.relative_to(ROOT)) for p in alone + pooled]}"
-    )

@@ -1,6 +1,7 @@
 """Sphinx extension for the course book: serve plotly.js from the book itself, repair an
-accessibility fault of myst-nb's HTML (see ``_summary_named_by_its_text``) and widen the
-code column a little (``static/course.css``).
+accessibility fault of myst-nb's HTML (see ``_summary_named_by_its_text``), widen the
+code column a little (``static/course.css``) and say under each chapter's title how to run
+it live (``_open_live_note``).
 
 Figures are rendered by ``course_lib.viz`` as HTML that calls ``Plotly.newPlot`` but does
 not embed plotly.js. This extension copies the ``plotly.min.js`` that ships inside the
@@ -15,6 +16,7 @@ import os
 from pathlib import Path
 
 import plotly
+from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.fileutil import copy_asset_file
 
@@ -64,6 +66,29 @@ def _use_our_summary(app: Sphinx) -> None:
     )
 
 
+def _open_live_note(app: Sphinx, doctree: nodes.document) -> None:
+    """Under the title of every chapter (a notebook page directly in book/, not the intro),
+    one line on opening it live and what looks different there."""
+    docname = app.env.docname
+    if not docname.startswith("book/") or docname.count("/") != 1 or docname == "book/intro":
+        return
+    if "kernelspec:" not in Path(app.env.doc2path(docname)).read_text()[:2000]:
+        return
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None or not isinstance(section[0], nodes.title):
+        return
+    text = nodes.paragraph(classes=["course-live-note"])
+    text += nodes.Text("Run it live: this page is the notebook ")
+    text += nodes.literal(text=f"{docname}.md")
+    text += nodes.Text("; in a clone of the course, ")
+    text += nodes.literal(text="make lab")
+    text += nodes.Text(
+        " opens it as a notebook. There, cross-references, glued numbers and captions show "
+        "as raw MyST text; the numbers themselves are in the cells' outputs."
+    )
+    section.insert(1, text)
+
+
 def _serve_static(app: Sphinx, config) -> None:
     config.html_static_path.append(str(STATIC))
 
@@ -78,6 +103,7 @@ def setup(app: Sphinx) -> dict:
     app.connect("build-finished", _copy_plotly)
     app.connect("builder-inited", _use_our_summary)
     app.connect("config-inited", _serve_static)
+    app.connect("doctree-read", _open_live_note)
     app.add_css_file("course.css")
 
     return {"parallel_read_safe": True, "parallel_write_safe": True}
