@@ -10,6 +10,7 @@ from .attention import attention_scores, attention_weights, scaled_dot_product_a
 from .bert import BertModel, load_minilm
 from .device import get_device
 from .efficient import chunked_attention, tiled_attention
+from .gpt import GPT, CharTokenizer, GPTConfig, sample_next
 from .heads import (
     argmax_offset_fraction,
     attention_entropy,
@@ -62,7 +63,10 @@ from .transformer import FeedForward, TransformerBlock
 __all__ = [
     "AdditiveAttention",
     "BertModel",
+    "CharTokenizer",
     "FeedForward",
+    "GPT",
+    "GPTConfig",
     "KVCache",
     "LearnedPositionalEmbedding",
     "MultiHeadAttention",
@@ -104,6 +108,7 @@ __all__ = [
     "rope_frequencies",
     "scaled_dot_product_attention",
     "seq2seq_batch",
+    "sample_next",
     "sequence_accuracy",
     "sinusoidal_encoding",
     "softmax",

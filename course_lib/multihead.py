@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import attention_weights, scaled_dot_product_attention
+from .kvcache import KVCache
 from .masks import causal_mask, combine_masks, key_mask_to_attn_mask
 
 
@@ -65,6 +66,7 @@ class MultiHeadAttention(nn.Module):
         key_mask: Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = False,
+        cache: KVCache | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Attend from ``query`` to ``key``/``value`` (default: ``query``, self-attention).
 
@@ -80,6 +82,12 @@ class MultiHeadAttention(nn.Module):
             is_causal: causal (top-left aligned) mask; combined with the other masks
                 when they are given.
             need_weights: also return the per-head weights ``(B, H, L, S)``.
+            cache: self-attention while decoding (chapter "A small GPT, trained here"):
+                the ``L`` new tokens' keys and values are appended to this
+                :class:`course_lib.KVCache` (``(B, H, max_len, E)``), and the queries
+                attend to every cached token; ``S`` is then the cache's new length.
+                ``is_causal`` is lower-right aligned here (the new tokens are the last
+                ``L`` of the sequence), as in :func:`course_lib.decode_step`.
 
         Returns:
             ``(output (B, L, d_model), weights (B, H, L, S) or None)``.
@@ -90,6 +98,17 @@ class MultiHeadAttention(nn.Module):
         q = self._split(self.q_proj(query))  # (B, H, L, E)
         k = self._split(self.k_proj(key))  # (B, H, S, E)
         v = self._split(self.v_proj(value))  # (B, H, S, E)
+        if cache is not None:
+            if key is not query or attn_mask is not None or key_mask is not None:
+                raise ValueError(
+                    "MultiHeadAttention: a cache is for self-attention while decoding: "
+                    "pass only the query (no key, value, attn_mask or key_mask)"
+                )
+            k, v = cache.append(k, v)  # (B, H, S, E) each: every token so far, views
+            if is_causal:
+                L, S = q.size(-2), k.size(-2)
+                attn_mask = causal_mask(L, S, variant="lower_right", device=q.device)
+                is_causal = False
         if key_mask is not None:
             attn_mask = combine_masks(attn_mask, key_mask_to_attn_mask(key_mask))
         if is_causal and attn_mask is not None:

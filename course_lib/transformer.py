@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .kvcache import KVCache
 from .multihead import MultiHeadAttention
 
 ACTIVATIONS = {
@@ -125,6 +126,7 @@ class TransformerBlock(nn.Module):
         key_mask: Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = False,
+        cache: KVCache | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Run the block.
 
@@ -136,17 +138,24 @@ class TransformerBlock(nn.Module):
                 ``nn.TransformerEncoderLayer``'s ``src_key_padding_mask``).
             is_causal: causal mask (GPT); combined with the other masks.
             need_weights: also return the attention weights.
+            cache: decoding (chapter "A small GPT, trained here"): ``x`` holds only the
+                ``T`` newest tokens; their keys and values are appended to this
+                :class:`course_lib.KVCache` and attention sees every cached token (see
+                :class:`course_lib.MultiHeadAttention`). With ``is_causal`` the output
+                equals the last ``T`` positions of the block run on the whole sequence.
 
         Returns:
-            ``(output (B, T, d_model), weights (B, H, T, T) or None)``.
+            ``(output (B, T, d_model), weights (B, H, T, S) or None)``, ``S = T``
+            without a cache, the cache's new length with one.
         """
-        masks = {"attn_mask": attn_mask, "key_mask": key_mask, "is_causal": is_causal}
+        opts = {"attn_mask": attn_mask, "key_mask": key_mask, "is_causal": is_causal}
+        opts |= {"need_weights": need_weights, "cache": cache}
         if self.norm_first:
-            a, w = self.self_attn(self.norm1(x), need_weights=need_weights, **masks)
+            a, w = self.self_attn(self.norm1(x), **opts)
             x = x + self.dropout1(a)  # (B, T, d_model)
             x = x + self.dropout2(self.ff(self.norm2(x)))  # (B, T, d_model)
         else:
-            a, w = self.self_attn(x, need_weights=need_weights, **masks)
+            a, w = self.self_attn(x, **opts)
             x = self.norm1(x + self.dropout1(a))  # (B, T, d_model)
             x = self.norm2(x + self.dropout2(self.ff(x)))  # (B, T, d_model)
         return x, w

@@ -182,6 +182,7 @@ EXPLORER_PAGES = [
     "book/masking.html",
     "book/cross_attention.html",
     "book/positions.html",
+    "book/gpt.html",
     "book/trained_model.html",
 ]
 EXPLORER_DIV = '<div class="course-explorer" id="'
