@@ -208,19 +208,20 @@ def test_every_explorer_works(site, browser, page_path):
         page.close()
 
 
-OVERFLOWING = """() => [...document.querySelectorAll('div.cell_input pre')]
+OVERFLOWING = """() => [...document.querySelectorAll('div.cell_input pre, div.cell_output pre')]
     .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
     .map(pre => pre.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a)))"""
 
 
 @pytest.mark.parametrize("page_path", CHAPTERS)
 def test_code_fits_the_column_at_laptop_width(site, browser, page_path):
-    """At 1200 px (both sidebars shown) no code cell scrolls sideways: its longest line fits."""
+    """At 1200 px (both sidebars shown) no code cell and no printed output scrolls sideways:
+    its longest line fits (print long results as a table or wrap them)."""
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     try:
         page.goto(f"{site}/{page_path}", wait_until="load")
         cut = page.evaluate(OVERFLOWING)
-        assert not cut, f"{page_path}: {len(cut)} code cells wider than the column: {cut[:2]}"
+        assert not cut, f"{page_path}: {len(cut)} code cells or outputs too wide: {cut[:2]}"
     finally:
         page.close()
 
