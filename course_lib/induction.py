@@ -197,8 +197,7 @@ def train_induction(
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     g_eval = torch.Generator().manual_seed(12_345)
-    evals = {n: induction_batch(n_eval, n, generator=g_eval, device=device)
-             for n in eval_lengths}
+    evals = {n: induction_batch(n_eval, n, generator=g_eval, device=device) for n in eval_lengths}
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     log, block = [], []
 
