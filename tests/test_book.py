@@ -181,6 +181,7 @@ EXPLORER_PAGES = [
     "book/masking.html",
     "book/cross_attention.html",
     "book/positions.html",
+    "book/induction.html",
     "book/trained_model.html",
 ]
 EXPLORER_DIV = '<div class="course-explorer" id="'
