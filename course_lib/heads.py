@@ -160,9 +160,9 @@ def prefix_matching_score(attn: Tensor, tokens: Tensor, mask: Tensor | None = No
 
     On ``[BOS] + r + r`` (``r`` of length ``L``, no token twice in ``r``) the queries with a
     match are the second copy, ``t = L + 1 .. 2L``, and each has one match, ``j = t - L + 1``:
-    a perfect induction head scores 1, a uniform causal head about ``1 / t``. Tokens that
-    repeat inside ``r`` add matches (and queries in the first copy); the definition holds
-    for any token sequence.
+    a perfect induction head scores 1, a uniform causal head the mean of ``1 / (t + 1)``.
+    Tokens that repeat inside ``r`` add matches (and queries in the first copy); the
+    definition holds for any token sequence.
 
     Args:
         attn: ``(..., T, T)`` attention weights, rows = queries.

@@ -468,7 +468,10 @@ def test_a_planted_induction_head_scores_one_and_a_uniform_head_low(L):
     assert_close(prefix_matching_score(uniform.expand(3, T, T), tokens), expected)
     previous = torch.eye(T, dtype=torch.float64).roll(-1, 1).tril()  # a previous-token head
     previous[0, 0] = 1.0
-    assert_close(prefix_matching_score(previous, tokens[0]), torch.zeros((), dtype=torch.float64))
+    # For L = 2 the token after the earlier occurrence *is* the previous token (t - L + 1 =
+    # t - 1): there a previous-token head is a perfect induction head.
+    expected = torch.tensor(1.0 if L == 2 else 0.0, dtype=torch.float64)
+    assert_close(prefix_matching_score(previous, tokens[0]), expected)
 
 
 def test_prefix_matching_padding_changes_nothing():
