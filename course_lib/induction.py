@@ -57,7 +57,10 @@ def induction_batch(
 
 
 def copy_positions(length: int) -> slice:
-    """The queries that can be copied, ``t = L + 1 .. 2L - 1`` (they predict ``t + 1``)."""
+    """The queries that can be copied, ``t = L + 1 .. 2L - 1`` (they predict ``t + 1``).
+
+    Taught in: chapter "Induction heads".
+    """
     return slice(length + 1, 2 * length)
 
 
@@ -120,7 +123,10 @@ class AttentionOnlyTransformer(nn.Module):
 
 
 def next_token_loss(logits: Tensor, tokens: Tensor) -> Tensor:
-    """Mean cross-entropy of predicting ``tokens[:, t + 1]`` at every position ``t``."""
+    """Mean cross-entropy of predicting ``tokens[:, t + 1]`` at every position ``t``.
+
+    Taught in: chapter "Induction heads".
+    """
     return nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
 
 

@@ -33,13 +33,19 @@ CONDITIONS = ("match", "no_match", "absent")
 
 
 def distinct_rows(n: int, length: int, vocab: int, generator: torch.Generator) -> Tensor:
-    """``(n, length)`` long: each row ``length`` distinct tokens of ``vocab``, uniform."""
+    """``(n, length)`` long: each row ``length`` distinct tokens of ``vocab``, uniform.
+
+    Taught in: chapter "Induction heads".
+    """
     return torch.rand(n, vocab, generator=generator).argsort(-1)[:, :length]
 
 
 @torch.no_grad()
 def best_induction_head(model: AttentionOnlyTransformer, seed: int = 1) -> int:
-    """The head of the last layer with the largest prefix-matching score on held-out data."""
+    """The head of the last layer with the largest prefix-matching score on held-out data.
+
+    Taught in: chapter "Induction heads".
+    """
     g = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     tokens = induction_batch(128, HELD_OUT, generator=g, device=device)
