@@ -17,6 +17,7 @@ from .heads import (
     head_roles,
     next_token_score,
     offset_score,
+    prefix_matching_score,
     previous_token_score,
     special_token_mass,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "online_logsumexp",
     "online_softmax",
     "padding_mask",
+    "prefix_matching_score",
     "previous_token_score",
     "random_qkv",
     "rope_frequencies",

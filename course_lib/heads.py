@@ -11,7 +11,10 @@ averages a per-query quantity over the *queries* ``t`` that count:
 * :func:`special_token_mass`: the total weight on special tokens (``[CLS]``, ``[SEP]``,
   punctuation), where heads "park" attention they do not need;
 * :func:`attention_entropy`: the row's entropy in nats, ``0`` for a head that looks at one
-  token, ``log T`` for one that looks at all ``T`` alike.
+  token, ``log T`` for one that looks at all ``T`` alike;
+* :func:`prefix_matching_score`: the weight on the tokens that *followed* earlier
+  occurrences of the query's token, the signature of an induction head (chapter
+  "Induction heads").
 
 :func:`head_roles` computes them all for every layer and head of a model over a list of
 sentences.
@@ -138,6 +141,67 @@ def attention_entropy(attn: Tensor, mask: Tensor | None = None) -> Tensor:
     _check(attn, mask, "attention_entropy")
     rows = -torch.special.xlogy(attn, attn).sum(-1)  # (..., T); xlogy(0, 0) = 0
     return _mean_over(rows, _real(attn, mask), "attention_entropy", _NEED_REAL)
+
+
+def prefix_matching_score(attn: Tensor, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+    r"""Mean weight a head puts on the keys whose *previous* token equals the query's token.
+
+    The prefix-matching score of Olsson et al. (2022, "In-context learning and induction
+    heads", arXiv:2209.11895). Query ``t`` holds token ``A = tokens[t]``; every key ``j``
+    right after an earlier ``A`` (``tokens[j - 1] == A`` with ``j - 1 < t``) is a *match*,
+    the token an induction head attends to in order to copy it. A query's score is its
+    total weight on its matches; the mean runs over the queries with at least one match:
+
+    .. math::
+        P_t = \{j : 1 \le j \le t,\ \mathrm{tokens}[j-1] = \mathrm{tokens}[t],\
+        \mathrm{mask}[j-1],\ \mathrm{mask}[j]\}, \qquad
+        \mathrm{score} = \frac{1}{|V|} \sum_{t \in V} \sum_{j \in P_t}
+        \mathrm{attn}[t, j], \quad V = \{t : \mathrm{mask}[t],\ P_t \ne \emptyset\}
+
+    On ``[BOS] + r + r`` (``r`` of length ``L``, no token twice in ``r``) the queries with a
+    match are the second copy, ``t = L + 1 .. 2L``, and each has one match, ``j = t - L + 1``:
+    a perfect induction head scores 1, a uniform causal head the mean of ``1 / (t + 1)``.
+    Tokens that repeat inside ``r`` add matches (and queries in the first copy); the
+    definition holds for any token sequence.
+
+    Args:
+        attn: ``(..., T, T)`` attention weights, rows = queries.
+        tokens: ``(..., T)`` integer token ids, broadcastable to ``attn.shape[:-1]``: for
+            ``attn (B, H, T, T)`` and ``tokens (B, T)`` pass ``tokens[:, None, :]``.
+        mask: bool ``True`` = real token, broadcastable to ``(..., T)``; ``None`` = all real.
+
+    Returns:
+        ``(...)`` scores in ``[0, 1]``, in ``attn``'s dtype and on its device.
+
+    Raises:
+        ValueError: on bad shapes or dtypes, or when an entry has no query with a match.
+
+    Taught in: chapter "Induction heads".
+    """
+    _check(attn, mask, "prefix_matching_score")
+    shape = attn.shape[:-1]  # (..., T)
+    if not isinstance(tokens, Tensor) or tokens.is_floating_point() or tokens.is_complex():
+        got = tokens.dtype if isinstance(tokens, Tensor) else type(tokens).__name__
+        raise ValueError(f"prefix_matching_score: tokens must be an integer tensor, got {got}")
+    if tokens.dtype == torch.bool or not broadcasts_to(tokens.shape, shape):
+        raise ValueError(
+            f"prefix_matching_score: tokens of shape {tuple(tokens.shape)} ({tokens.dtype}) must "
+            f"be integers broadcastable to attn.shape[:-1] = {tuple(shape)} (for attn "
+            f"(B, H, T, T) and tokens (B, T) pass tokens[:, None, :])"
+        )
+    T = attn.size(-1)
+    tok = tokens.to(attn.device).expand(shape)  # (..., T)
+    real = _real(attn, mask)  # (..., T)
+    prev = tok.roll(1, dims=-1)  # (..., T): prev[j] = tok[j - 1] (j = 0 wraps: dropped below)
+    key_ok = real & real.roll(1, dims=-1)  # (..., T): j and j - 1 are real
+    t = torch.arange(T, device=attn.device)
+    earlier = (t.view(1, T) >= 1) & (t.view(1, T) <= t.view(T, 1))  # (T, T): 1 <= j <= t
+    match = (prev.unsqueeze(-2) == tok.unsqueeze(-1)) & key_ok.unsqueeze(-2) & earlier
+    zero = torch.zeros((), dtype=attn.dtype, device=attn.device)
+    on_match = torch.where(match, attn, zero).sum(-1)  # (..., T): weight of query t on P_t
+    valid = real & match.any(-1)  # (..., T)
+    need = "a query counts when its token occurred earlier, followed by a real token"
+    return _mean_over(on_match, valid, "prefix_matching_score", need)
 
 
 def argmax_offset_fraction(attn: Tensor, offset: int, mask: Tensor | None = None) -> Tensor:

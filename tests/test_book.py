@@ -183,6 +183,7 @@ EXPLORER_PAGES = [
     "book/cross_attention.html",
     "book/positions.html",
     "book/gpt.html",
+    "book/induction.html",
     "book/trained_model.html",
 ]
 EXPLORER_DIV = '<div class="course-explorer" id="'

@@ -24,6 +24,7 @@ from course_lib.heads import (
     head_roles,
     next_token_score,
     offset_score,
+    prefix_matching_score,
     previous_token_score,
     special_token_mass,
 )
@@ -397,3 +398,109 @@ def test_head_roles_errors(args, match):
 
 def test_module_lists_its_roles():
     assert heads.ROLES == ("previous", "next", "special", "entropy", "positional")
+
+
+# --- prefix matching (chapter "Induction heads") --------------------------------------
+
+
+def loop_prefix(attn, tokens, mask=None):
+    """The prefix-matching score by Python loops: ``{index: float | None}``."""
+    T = attn.size(-1)
+    batch = tuple(attn.shape[:-2])
+    m = torch.ones(1, dtype=torch.bool) if mask is None else mask.cpu()
+    m, tok = m.expand(batch + (T,)), tokens.cpu().expand(batch + (T,))
+    out = {}
+    for idx in itertools.product(*map(range, batch)):
+        a, real, x = attn[idx].double().cpu().tolist(), m[idx].tolist(), tok[idx].tolist()
+        per_query = []
+        for t in range(T):
+            keys = [j for j in range(1, t + 1) if x[j - 1] == x[t] and real[j - 1] and real[j]]
+            if real[t] and keys:
+                per_query.append(sum(a[t][j] for j in keys))
+        out[idx] = _mean(per_query)
+    return out
+
+
+@st.composite
+def prefix_cases(draw):
+    """Random attention, tokens from a small vocabulary (many repeats), a mask or ``None``."""
+    batch, T, dtype, seed = draw(batch_shapes), draw(st.integers(1, 10)), draw(dtypes), draw(seeds)
+    attn = attention_probs(seed, batch + (T, T), dtype, scale=draw(st.sampled_from([0.5, 3.0])))
+    tok_shape = tuple(d if draw(st.booleans()) else 1 for d in batch) + (T,)
+    g = torch.Generator().manual_seed(seed + 1)
+    tokens = torch.randint(draw(st.integers(1, 4)), tok_shape, generator=g)
+    return attn, tokens, draw(token_masks(batch, T))
+
+
+@given(prefix_cases())
+def test_prefix_matching_score_equals_the_loop(case):
+    attn, tokens, mask = case
+    ref = loop_prefix(attn, tokens, mask)
+    batch, copy = attn.shape[:-2], attn.clone()
+    if any(v is None for v in ref.values()):
+        with pytest.raises(ValueError, match="would average over no query"):
+            prefix_matching_score(attn, tokens, mask)
+        return
+    out = prefix_matching_score(attn, tokens, mask)
+    assert type(out) is torch.Tensor and out.shape == batch and out.dtype == attn.dtype
+    assert_close(out, as_tensor(ref, batch, attn.dtype))
+    assert torch.equal(attn, copy)
+
+
+def _repeat(L, B=3, seed=0):
+    r = torch.rand(B, 50, generator=torch.Generator().manual_seed(seed)).argsort(-1)[:, :L]
+    return torch.cat([torch.full((B, 1), 50), r, r], 1)  # (B, 2L + 1), no repeat inside r
+
+
+@pytest.mark.parametrize("L", [2, 5, 9])
+def test_a_planted_induction_head_scores_one_and_a_uniform_head_low(L):
+    tokens = _repeat(L)
+    T = 2 * L + 1
+    planted = torch.zeros(3, T, T, dtype=torch.float64)
+    planted[:, torch.arange(T), torch.arange(T)] = 1.0  # first copy: attend to itself
+    t = torch.arange(L + 1, T)
+    planted[:, t] = 0.0
+    planted[:, t, t - L + 1] = 1.0  # second copy: the token after the earlier occurrence
+    assert_close(prefix_matching_score(planted, tokens), torch.ones(3, dtype=torch.float64))
+    uniform = torch.ones(T, T, dtype=torch.float64).tril()
+    uniform = uniform / uniform.sum(-1, keepdim=True)  # causal, uniform over j <= t
+    expected = (1.0 / (t + 1).double()).mean().expand(3)  # one match among t + 1 keys
+    assert_close(prefix_matching_score(uniform.expand(3, T, T), tokens), expected)
+    previous = torch.eye(T, dtype=torch.float64).roll(-1, 1).tril()  # a previous-token head
+    previous[0, 0] = 1.0
+    # For L = 2 the token after the earlier occurrence *is* the previous token (t - L + 1 =
+    # t - 1): there a previous-token head is a perfect induction head.
+    expected = torch.tensor(1.0 if L == 2 else 0.0, dtype=torch.float64)
+    assert_close(prefix_matching_score(previous, tokens[0]), expected)
+
+
+def test_prefix_matching_padding_changes_nothing():
+    tokens, L = _repeat(4, B=1)[0], 4
+    attn = attention_probs(3, (2, 9, 9)).tril()
+    attn = attn / attn.sum(-1, keepdim=True)
+    pad = torch.zeros(2, 12, 12, dtype=torch.float64)
+    pad[:, :9, :9] = attn
+    padded_tokens = torch.cat([tokens, tokens[1:L]])  # padding tokens that would match
+    mask = torch.arange(12) < 9
+    expected = prefix_matching_score(attn, tokens)
+    assert_close(prefix_matching_score(pad, padded_tokens, mask), expected)
+
+
+def test_prefix_matching_needs_a_match_and_integer_tokens():
+    attn = attention_probs(0, (4, 4))
+    with pytest.raises(ValueError, match="would average over no query"):
+        prefix_matching_score(attn, torch.arange(4))  # no token occurs twice
+    with pytest.raises(ValueError, match="integer tensor"):
+        prefix_matching_score(attn, torch.zeros(4))
+    with pytest.raises(ValueError, match=re.escape("tokens[:, None, :]")):
+        prefix_matching_score(attention_probs(0, (2, 3, 4, 4)), torch.zeros(2, 4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64])
+def test_prefix_matching_keeps_device_and_dtype(device, dtype):
+    attn = attention_probs(1, (2, 3, 7, 7), dtype, device)
+    tokens = _repeat(3, B=2).to(device)[:, None]  # (2, 1, 7)
+    out = prefix_matching_score(attn, tokens)
+    assert out.dtype == dtype and out.device == attn.device and out.shape == (2, 3)
+    expected = prefix_matching_score(attn.double().cpu(), tokens.cpu())
+    torch.testing.assert_close(out.double().cpu(), expected, atol=2e-2, rtol=2e-2)
