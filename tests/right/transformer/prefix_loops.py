@@ -13,7 +13,7 @@ def prefix_matching_score(attn, tokens, mask=None):
         for t in range(T):
             if not real[h, t]:
                 continue
-            keys = [j for j in range(1, t) if tok[h, j - 1] == tok[h, t] and real[h, j - 1] and real[h, j]]
+            keys = [j for j in range(1, t + 1) if tok[h, j - 1] == tok[h, t] and real[h, j - 1] and real[h, j]]
             if keys:
                 total = total + flat[h, t, keys].sum()
                 count += 1

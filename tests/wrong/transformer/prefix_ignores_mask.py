@@ -6,7 +6,7 @@ def prefix_matching_score(attn, tokens, mask=None):
     tokens = torch.broadcast_to(tokens, attn.shape[:-1])
     t = torch.arange(T)
     match = torch.zeros(attn.shape, dtype=torch.bool)
-    match[..., :, 1:] = (tokens[..., :, None] == tokens[..., None, :-1]) & (t[1:][None, :] < t[:, None])
+    match[..., :, 1:] = (tokens[..., :, None] == tokens[..., None, :-1]) & (t[1:][None, :] <= t[:, None])
     valid = match.any(-1)
     count = valid.sum(-1)
     if (count == 0).any():
