@@ -1,0 +1,17 @@
+# cell: prefix
+# loses: test_prefix_planted test_prefix_matches test_prefix_edge
+# Averages over every real query, also those whose token has no earlier copy (they add 0s).
+def prefix_matching_score(attn, tokens, mask=None):
+    T = attn.shape[-1]
+    lead = attn.shape[:-1]
+    tokens = torch.broadcast_to(tokens, lead)
+    real = torch.ones(lead, dtype=torch.bool) if mask is None else torch.broadcast_to(mask, lead)
+    t = torch.arange(T)
+    match = torch.zeros(attn.shape, dtype=torch.bool)
+    match[..., :, 1:] = (tokens[..., :, None] == tokens[..., None, :-1]) & (t[1:][None, :] <= t[:, None])
+    match[..., :, 1:] &= real[..., None, :-1] & real[..., None, 1:]
+    count = real.sum(-1)
+    if (count == 0).any():
+        raise ValueError("no real query")
+    per_query = torch.where(match, attn, 0.0).sum(-1)
+    return torch.where(real, per_query, 0.0).sum(-1) / count
