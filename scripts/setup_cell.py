@@ -90,8 +90,13 @@ def setup_cell(root: Path = ROOT) -> nbformat.NotebookNode:
 def with_setup_cell(nb: nbformat.NotebookNode, root: Path = ROOT) -> nbformat.NotebookNode:
     """``nb`` with its setup cell (re)written right after the title cell."""
     nb = nbformat.from_dict(nb)
-    cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "setup"]
-    nb.cells = cells[:1] + [setup_cell(root)] + cells[1:]
+    is_setup = [c.metadata.get("nbgrader", {}).get("grade_id") == "setup" for c in nb.cells]
+    cell = setup_cell(root)
+    for old, setup in zip(nb.cells, is_setup, strict=True):
+        if setup and "id" in old:
+            cell["id"] = old["id"]  # keep the cell's id: rewriting it changes nothing else
+    cells = [c for c, setup in zip(nb.cells, is_setup, strict=True) if not setup]
+    nb.cells = cells[:1] + [cell] + cells[1:]
     return nb
 
 
