@@ -52,7 +52,6 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-INTERPRETED = triton.knobs.runtime.interpret  # read when @triton.jit below runs
 HEAD_DIMS = (16, 32, 64, 128)
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 LOG2E = 1.0 / math.log(2.0)
@@ -93,6 +92,8 @@ def _attention_forward(
 ):  # fmt: skip
     """One program: query tile ``program_id(0)`` of head ``program_id(1)`` (of B * H)."""
     start_m = tl.program_id(0)
+    if CAUSAL:  # the last query tiles see the most keys: start them first
+        start_m = tl.num_programs(0) - 1 - start_m
     b, h = tl.program_id(1) // H, tl.program_id(1) % H
     rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)  # (BLOCK_M,) query indices i
     dims = tl.arange(0, HEAD_DIM)
@@ -118,6 +119,10 @@ def _attention_forward(
     out = acc / l[:, None]  # divide once, at the end (FlashAttention-2)
     o_ptrs = Out + b * sob + h * soh + rows[:, None] * sol + dims[None, :] * soe
     tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=rows[:, None] < L)
+
+
+# TRITON_INTERPRET=1 when the decorators above ran: Triton made interpreted functions instead
+INTERPRETED = not isinstance(_attention_forward, triton.runtime.JITFunction)
 
 
 def flash_attention_triton(
