@@ -2,9 +2,10 @@ r"""FlashAttention-2's forward pass as a Triton kernel (chapter "Beyond the quad
 
 Optional: this module needs Triton (``pip install course-lib[gpu]``); ``import course_lib``
 never imports it. It runs on an NVIDIA GPU, or on the CPU in Triton's interpreter when the
-environment variable ``TRITON_INTERPRET=1`` is set *before this module is imported* (Triton
-reads it when ``@triton.jit`` runs; the interpreter executes the kernel with NumPy, slowly,
-for testing and teaching).
+environment variable ``TRITON_INTERPRET=1`` is set *before Triton is first imported* (Triton
+reads it when each ``@triton.jit`` runs, its own helpers such as ``tl.max`` included, and
+some torch modules, ``torch.utils.flop_counter`` for one, import Triton). The interpreter
+executes the kernel with NumPy, slowly, for testing and teaching.
 
 Shape legend: ``B`` batch, ``H`` heads, ``L`` query length, ``S`` key length, ``E`` head dim
 (keys and values alike here), ``BLOCK_M``/``BLOCK_N`` the query/key tile sizes.
@@ -123,6 +124,8 @@ def _attention_forward(
 
 # TRITON_INTERPRET=1 when the decorators above ran: Triton made interpreted functions instead
 INTERPRETED = not isinstance(_attention_forward, triton.runtime.JITFunction)
+# ...and Triton's own jit helpers were made the same way when triton was imported
+_LANGUAGE_INTERPRETED = not isinstance(tl.max, triton.runtime.JITFunction)
 
 
 def flash_attention_triton(
@@ -201,8 +204,12 @@ def _check(q: Tensor, k: Tensor, v: Tensor) -> tuple[int, int, int, int]:
         raise ValueError(f"q, k, v are on {q.device}, {k.device}, {v.device}: use one device")
     if q.device.type != "cuda" and not INTERPRETED:
         raise ValueError(f"a {q.device.type} tensor needs Triton's interpreter: set "
-                         "TRITON_INTERPRET=1 before importing course_lib.triton_attention, "
-                         "or pass CUDA tensors")  # fmt: skip
+                         "TRITON_INTERPRET=1 before importing triton (and "
+                         "course_lib.triton_attention), or pass CUDA tensors")  # fmt: skip
+    if INTERPRETED and not _LANGUAGE_INTERPRETED:
+        raise ValueError("TRITON_INTERPRET=1 was set after triton had been imported (Triton's "
+                         "tl.max, tl.sum are then compiled functions the interpreter cannot "
+                         "call): set it before anything imports triton")  # fmt: skip
     if INTERPRETED and q.dtype == torch.bfloat16:  # triton-lang/triton#11584, "not supported yet"
         raise ValueError("Triton's interpreter multiplies bfloat16 tl.dot operands as raw "
                          "bits (wrong results): use float16 or float32 there, bfloat16 on a GPU")

@@ -143,8 +143,25 @@ def test_cpu_tensor_without_interpreter_says_what_to_set():
 
     assert not INTERPRETED
     x = torch.ones(1, 1, 4, 16)
-    with pytest.raises(ValueError, match="set TRITON_INTERPRET=1 before importing"):
+    with pytest.raises(ValueError, match="set TRITON_INTERPRET=1 before importing triton"):
         flash_attention_triton(x, x, x)
+
+
+def test_interpreter_set_after_triton_was_imported_says_so():
+    code = textwrap.dedent("""
+        import os, torch, triton  # triton first: its tl.max, tl.sum are compiled functions
+        os.environ["TRITON_INTERPRET"] = "1"
+        from course_lib.triton_attention import flash_attention_triton
+        x = torch.ones(1, 1, 4, 16)
+        try:
+            flash_attention_triton(x, x, x)
+        except ValueError as e:
+            print(e)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**env, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert "set it before anything imports triton" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_course_lib_imports_without_triton():
