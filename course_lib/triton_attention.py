@@ -173,13 +173,14 @@ def flash_attention_triton(
     if L == 0 or S == 0:  # no key to attend to: zeros, as course_lib does
         return out.zero_()
     scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
-    tf32 = q.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
+    # exact float32 products unless torch allows TF32; for half inputs Triton's default
+    ieee = q.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
     grid = (triton.cdiv(L, block_m), B * H)
     _attention_forward[grid](
         q, k, v, out, H, L, S, scale * LOG2E,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(),
         CAUSAL=causal, HEAD_DIM=E, BLOCK_M=block_m, BLOCK_N=block_n,
-        PRECISION="tf32" if tf32 else "ieee",
+        PRECISION="ieee" if ieee else "tf32",
         num_warps=4 if E <= 64 or block_m < 128 else 8, num_stages=2 if INTERPRETED else 3,
     )  # fmt: skip
     return out

@@ -15,7 +15,7 @@
 set -u
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-gpu-run}
-mkdir -p "$OUT_DIR" book/_static/efficient
+mkdir -p "$OUT_DIR"
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 status=0
@@ -43,6 +43,7 @@ if [ "$status" -ne 0 ]; then
     exit "$status"
 fi
 
+mkdir -p book/_static/efficient
 NAME=$("$PY" -c 'import re, torch; print(re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name().lower()).strip("-"))')
 
 # The files with `cuda` tests; -p no:cacheprovider: no .pytest_cache in the tree.

@@ -187,7 +187,7 @@ def test_course_lib_imports_without_triton():
 
 # --- on a GPU -------------------------------------------------------------------------
 
-GPU_TOL = {torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
+GPU_TOL = {torch.float32: 2e-5, torch.float16: 5e-3, torch.bfloat16: 5e-2}  # absolute
 
 
 @pytest.mark.cuda
