@@ -28,6 +28,7 @@ results, which share an input's storage, are not), and reports the high-water ma
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
 import statistics
@@ -305,7 +306,15 @@ def main(argv: list[str] | None = None) -> int:
 def machine_info(device: torch.device) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     return {"device": device.type, "device_name": name, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "python": sys.version.split()[0]}  # fmt: skip
+            "triton": _version("triton"), "threads": torch.get_num_threads(),
+            "python": sys.version.split()[0]}  # fmt: skip
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _cpu_name() -> str:

@@ -59,7 +59,9 @@ def run_heading(path: Path, payload: dict) -> str:
     info = payload["machine"]
     dtype = next((r["dtype"] for r in payload["records"]), "?")
     met = sum(t["met"] for t in payload["targets"])
-    return (f"**{info['device_name']}**, {dtype}, torch {info['torch']} (`{path.name}`): "
+    triton = f", triton {info['triton']}" if info.get("triton") else ""
+    return (f"**{info['device_name']}**, {dtype}, torch {info['torch']}{triton} "
+            f"(`{path.name}`): "
             f"{met} of {len(payload['targets'])} course targets met in that run.")  # fmt: skip
 
 

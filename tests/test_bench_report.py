@@ -23,7 +23,7 @@ def synthetic_payload(device: str, dtype: str = "bfloat16") -> dict:
     ]  # fmt: skip
     records = bench._with_ratios(records)
     info = {"device": device, "device_name": "Synthetic GPU 9000" if device == "cuda" else "cpu",
-            "torch": "2.13.0", "threads": 1, "python": "3.11"}  # fmt: skip
+            "torch": "2.13.0", "triton": "3.9.0", "threads": 1, "python": "3.11"}  # fmt: skip
     return {"machine": info, "records": [asdict(r) for r in records],
             "targets": [dict(zip(("name", "value", "limit", "met"), t, strict=True))
                         for t in bench.targets(records)]}  # fmt: skip
@@ -38,7 +38,7 @@ def test_gpu_runs_reads_gpu_files_only(tmp_path: Path):
     assert bench_report.gpu_runs(None) == [] and bench_report.gpu_runs(tmp_path / "none") == []
     path, payload = runs[0]
     heading = bench_report.run_heading(path, payload)
-    assert "Synthetic GPU 9000" in heading and "bfloat16" in heading
+    assert "Synthetic GPU 9000" in heading and "bfloat16" in heading and "triton 3.9.0" in heading
     assert f"of {len(payload['targets'])} course targets met" in heading
 
 
