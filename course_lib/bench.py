@@ -6,6 +6,8 @@ Run ``course bench`` (or ``python -m course_lib.bench``); ``--quick`` for a smal
 * ``naive``: :func:`course_lib.scaled_dot_product_attention` (materialises ``L x S``)
 * ``tiled``: :func:`course_lib.tiled_attention` (FlashAttention's algorithm)
 * ``chunked``: :func:`course_lib.chunked_attention` (Rabe & Staats)
+* ``triton``: :func:`course_lib.triton_attention.flash_attention_triton` (the same algorithm
+  as one fused Triton kernel), on CUDA only and only where Triton is installed
 * ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` (torch picks the kernel)
 * ``sdpa_math``: the same, forced to torch's MATH backend (its reference implementation)
 * GQA decoding: ``course_decode`` (:func:`course_lib.decode_step`'s attention over the
@@ -26,6 +28,8 @@ results, which share an input's storage, are not), and reports the high-water ma
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import statistics
 import sys
@@ -134,13 +138,26 @@ def forward_methods(q, k, v, causal: bool) -> dict[str, Callable[[], object]]:
         with sdpa_kernel(SDPBackend.MATH):
             return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
-    return {
+    methods = {
         "sdpa": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
         "sdpa_math": math_backend,
         "naive": lambda: scaled_dot_product_attention(q, k, v, is_causal=causal),
         "tiled": lambda: tiled_attention(q, k, v, is_causal=causal),
         "chunked": lambda: chunked_attention(q, k, v, is_causal=causal),
     }
+    kernel = triton_kernel() if q.is_cuda else None  # never on the CPU (no interpreter runs)
+    if kernel is not None:
+        methods["triton"] = lambda: kernel(q, k, v, causal=causal)
+    return methods
+
+
+def triton_kernel() -> Callable | None:
+    """:func:`course_lib.triton_attention.flash_attention_triton`, or None without Triton."""
+    if importlib.util.find_spec("triton") is None:
+        return None
+    from .triton_attention import flash_attention_triton
+
+    return flash_attention_triton
 
 
 def decode_methods(q, k, v) -> dict[str, Callable[[], object]]:
@@ -235,6 +252,11 @@ def targets(records: list[Record]) -> list[tuple[str, float, float, bool]]:
         if nv.peak_mem_bytes > 0 and n == fwd[-1]:  # the memory target is for the largest n
             r = t.peak_mem_bytes / nv.peak_mem_bytes
             out.append((f"tiled / naive peak memory, n={n}", r, 0.15, r <= 0.15))
+        for causal in (False, True):  # the Triton kernel, in half precision, at n >= 2048
+            tr = by.get(("triton", "forward", n, causal))
+            if tr is not None and n >= 2048 and tr.dtype in ("bfloat16", "float16"):
+                name = f"triton / sdpa time{', causal' if causal else ''}, n={n}"
+                out.append((name, tr.ratio_to_sdpa, 2.0, tr.ratio_to_sdpa <= 2.0))
     for r in records:
         if r.method == "course_decode":
             out.append((f"GQA decode / sdpa(enable_gqa), {r.n} cached", r.ratio_to_sdpa, 1.0,
@@ -284,7 +306,15 @@ def main(argv: list[str] | None = None) -> int:
 def machine_info(device: torch.device) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     return {"device": device.type, "device_name": name, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "python": sys.version.split()[0]}  # fmt: skip
+            "triton": _version("triton"), "threads": torch.get_num_threads(),
+            "python": sys.version.split()[0]}  # fmt: skip
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _cpu_name() -> str:

@@ -75,7 +75,7 @@ def tiled_attention(
             s = _mask_block(s, mask, is_causal, q0, q1, k0, k1)
             m, l, acc = _online_update(m, l, acc, s, v[..., k0:k1, :])
         blocks.append(acc / torch.where(l > 0, l, torch.ones_like(l)).unsqueeze(-1))
-    return _finish(torch.cat(blocks, dim=-2) if blocks else acc, enable_gqa)
+    return _finish(torch.cat(blocks, dim=-2) if blocks else _empty_state(q, v, 0)[2], enable_gqa)
 
 
 def chunked_attention(
@@ -118,7 +118,7 @@ def chunked_attention(
                 else fn(*args, block_mask)
             )
         outs.append(_combine_summaries(summaries, q, v, q1 - q0))
-    return _finish(torch.cat(outs, dim=-2), enable_gqa)
+    return _finish(torch.cat(outs, dim=-2) if outs else _empty_state(q, v, 0)[2], enable_gqa)
 
 
 # --- shared pieces --------------------------------------------------------------------

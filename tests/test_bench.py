@@ -13,7 +13,14 @@ from pathlib import Path
 
 import torch
 
-from course_lib.bench import PeakMemory, attention_flops
+from course_lib.bench import (
+    PeakMemory,
+    Record,
+    _with_ratios,
+    attention_flops,
+    forward_methods,
+    targets,
+)
 
 FIELDS = {
     "method": str, "n": int, "causal": bool, "num_heads": int, "kv_heads": int,
@@ -68,3 +75,31 @@ def test_peak_memory_counts_new_storages_not_views():
 def test_attention_flops():
     assert attention_flops(1024, 1024, 8, 64, False) == 4 * 1024 * 1024 * 64 * 8
     assert attention_flops(1024, 1024, 8, 64, True) == 2 * 1024 * 1024 * 64 * 8
+
+
+def test_triton_is_a_method_on_cuda_only():
+    """On CPU tensors the Triton kernel is never benchmarked (installed or not)."""
+    x = torch.ones(1, 1, 8, 16)
+    assert set(forward_methods(x, x, x, causal=True)) == {"sdpa", "sdpa_math", "naive",
+                                                          "tiled", "chunked"}  # fmt: skip
+
+
+def synthetic_records(dtype: str, triton_ms: float) -> list[Record]:
+    """Forward records of one configuration per (method, n, causal), as a GPU run gives."""
+    ms = {"sdpa": 1.0, "sdpa_math": 4.0, "naive": 5.0, "tiled": 9.0, "chunked": 9.0,
+          "triton": triton_ms}  # fmt: skip
+    return _with_ratios([
+        Record(m, n, causal, 8, 8, 64, dtype, "cuda", t * (0.6 if causal else 1.0), 1.0, 1)
+        for n in (1024, 2048) for causal in (False, True) for m, t in ms.items()
+    ])  # fmt: skip
+
+
+def test_triton_target_is_half_sdpa_throughput_in_half_precision():
+    found = {name: (value, met) for name, value, _, met in targets(synthetic_records(
+        "bfloat16", 1.5))}  # fmt: skip
+    assert found["triton / sdpa time, n=2048"] == (1.5, True)
+    assert found["triton / sdpa time, causal, n=2048"] == (1.5, True)
+    assert not any("triton" in name and "n=1024" in name for name in found)
+    slow = {name: met for name, _, _, met in targets(synthetic_records("bfloat16", 2.5))}
+    assert slow["triton / sdpa time, n=2048"] is False
+    assert not any("triton" in t[0] for t in targets(synthetic_records("float32", 1.5)))

@@ -187,3 +187,11 @@ def test_cuda_matches_cpu_reference(variant):
     out = variant(q, k, v, (32, 32), is_causal=True)
     assert out.is_cuda
     assert_close(out.cpu(), reference_sdpa(q, k, v, is_causal=True).cpu())
+
+
+@VARIANTS
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_no_queries_gives_an_empty_output(variant, is_causal):
+    q, k, v = tensors(5, (2, 3, 0, 8), (2, 3, 6, 8), (2, 3, 6, 5))
+    out = variant(q, k, v, (4, 4), is_causal=is_causal)
+    assert out.shape == (2, 3, 0, 5) and out.dtype == q.dtype
