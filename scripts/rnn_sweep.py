@@ -20,12 +20,12 @@ The sweep takes about 10 CPU-minutes with the defaults; ``--workers`` runs it in
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import time
 from pathlib import Path
 
 import torch
+from sweeps import write_sweep
 
 import course_lib as cl
 
@@ -143,11 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = DEFAULTS | {key: v for key, v in args.items() if v is not None}
     start = time.perf_counter()
     result = sweep(cfg, workers)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w") as f:  # one run per line: the diff of a rerun is readable
-        f.write('{"config": ' + json.dumps(result["config"]) + ',\n"torch": ')
-        f.write(json.dumps(result["torch"]) + ',\n"runs": [\n')
-        f.write(",\n".join(json.dumps(r) for r in result["runs"]) + "\n]}\n")
+    write_sweep(result, out)
     print(f"{len(result['runs'])} runs in {time.perf_counter() - start:.0f} s -> {out}")
 
 

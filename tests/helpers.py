@@ -328,3 +328,19 @@ def token_masks(draw, batch: tuple[int, ...], T: int) -> Tensor | None:
         lengths = torch.randint(1, T + 1, shape[:-1] + (1,), generator=g)
         return torch.arange(T) < lengths
     return torch.rand(shape, generator=g) < draw(st.sampled_from([0.5, 0.8, 1.0]))
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (the scripts folder is not a package; it is put on
+    ``sys.path`` so that the scripts' shared helpers, e.g. ``scripts/sweeps.py``, import)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    if str(scripts) not in sys.path:
+        sys.path.insert(0, str(scripts))
+    spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

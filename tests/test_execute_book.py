@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("execute_book", ROOT / "scripts/execute_book.py")
-execute_book = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(execute_book)
+execute_book = load_script("execute_book")
 
 
 def test_pages_that_time_code_run_alone_and_the_others_are_pooled(tmp_path):

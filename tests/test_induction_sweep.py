@@ -3,19 +3,15 @@ tiny here), and the committed cache it wrote (book/_static/induction/sweep.json)
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location(
-    "induction_sweep", ROOT / "scripts" / "induction_sweep.py"
-)
-induction_sweep = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(induction_sweep)
+induction_sweep = load_script("induction_sweep")
 
 TINY = ["--seeds", "0", "--control-seeds", "1", "--steps", "4", "--log-every", "2",
         "--n-eval", "8", "--batch", "8", "--distractor-counts", "0", "2"]  # fmt: skip

@@ -3,19 +3,17 @@ and the committed cache it wrote (book/_static/rnn_bottleneck/sweep.json)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 
 import course_lib as cl
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("rnn_sweep", ROOT / "scripts" / "rnn_sweep.py")
-rnn_sweep = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(rnn_sweep)
+rnn_sweep = load_script("rnn_sweep")
 
 TINY = [
     "--seeds", "0", "1", "--hidden", "8", "12", "--attention-hidden", "8",

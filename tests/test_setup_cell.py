@@ -3,18 +3,16 @@ cell says what is missing and the one command to run."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("setup_cell", ROOT / "scripts/setup_cell.py")
-setup_cell = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(setup_cell)
+setup_cell = load_script("setup_cell")
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
 
 
