@@ -118,8 +118,10 @@ def grades(course, assignment) -> dict[str, dict[str, float]]:
         students[student] = replace_cell(source, cell, answer)
     for student, nb in students.items():
         submit(course, assignment, student, nb)
-    # `course grade` is nbgrader's autograde, sandboxed and 2 submissions at a time
-    course_grade(course, assignment, "--force")
+    # `course grade` is nbgrader's autograde, sandboxed and 2 submissions at a time. No
+    # catalogued answer loops forever, so the time limits are raised well above what any
+    # cell needs: a loaded machine must not turn a slow correct answer into a lost point.
+    course_grade(course, assignment, "--force", "--cell-timeout", "300", "--wall-timeout", "1200")
     return {s: scores(course, assignment, s) for s in students}
 
 
