@@ -58,12 +58,10 @@ lint: $(STAMP)
 
 # --dist loadfile: a test file runs in one worker, so its module fixtures (a graded class)
 # are built once; each assignment is graded in its own file (tests/test_grade_*.py), so the
-# workers share the grading. Three workers on two cores: the suite mostly waits (kernel
-# starts, page loads, sandboxed grading), not computes. --durations: the slowest tests, to
-# watch the 30-minute budget. (loadgroup's xdist_group marks are ignored under pytest 9: xdist 3.8
+# workers share the grading. --durations: the slowest tests, to watch the 30-minute budget. (loadgroup's xdist_group marks are ignored under pytest 9: xdist 3.8
 # renames node ids through an attribute pytest 9 no longer reads.)
 test: $(STAMP) sysdeps $(NODE_STAMP) lint book
-	$(BIN)/python -m pytest -n 3 --dist loadfile --durations=25
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
 
 assignments: $(STAMP)
 	for a in $(ASSIGNMENTS); do $(BIN)/nbgrader generate_assignment "$$a" --force || exit 1; done
