@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from sweeps import write_sweep
+from sweeps import rounded, write_sweep
 
 from course_lib import induction as ind
 from course_lib import induction_probes as probes
@@ -98,17 +98,6 @@ def run(job: tuple[str, int, dict]) -> dict:
         "n_params": sum(p.numel() for p in model.parameters()),
         "cpu_s": cpu, "log": columns(log, cfg["eval_lengths"]), "probes": probed,
     }
-
-
-def rounded(x, digits: int = 4):
-    """``x`` with every float rounded (a smaller file and readable diffs)."""
-    if isinstance(x, float):
-        return round(x, digits)
-    if isinstance(x, list):
-        return [rounded(v, digits) for v in x]
-    if isinstance(x, dict):
-        return {key: rounded(v, digits) for key, v in x.items()}
-    return x
 
 
 def sweep(cfg: dict, workers: int = 1) -> dict:

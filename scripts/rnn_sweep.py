@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import torch
-from sweeps import write_sweep
+from sweeps import rounded, write_sweep
 
 import course_lib as cl
 
@@ -99,17 +99,6 @@ def run(job: tuple[str, int, int, dict]) -> dict:
         "cpu_s_per_step": train_cpu / len(losses),
         "loss": blocks, "eval": evals, "alignment": aligns,
     }
-
-
-def rounded(x, digits: int = 4):
-    """``x`` with every float rounded (a smaller file and readable diffs)."""
-    if isinstance(x, float):
-        return round(x, digits)
-    if isinstance(x, list):
-        return [rounded(v, digits) for v in x]
-    if isinstance(x, dict):
-        return {key: rounded(v, digits) for key, v in x.items()}
-    return x
 
 
 def sweep(cfg: dict, workers: int = 1) -> dict:

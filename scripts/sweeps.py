@@ -6,6 +6,17 @@ import json
 from pathlib import Path
 
 
+def rounded(x, digits: int = 4):
+    """``x`` with every float rounded (a smaller file and readable diffs)."""
+    if isinstance(x, float):
+        return round(x, digits)
+    if isinstance(x, list):
+        return [rounded(v, digits) for v in x]
+    if isinstance(x, dict):
+        return {key: rounded(v, digits) for key, v in x.items()}
+    return x
+
+
 def write_sweep(result: dict, out: Path) -> None:
     """Write ``{"config", "torch", "runs"}`` with one run per line, so that the diff of a
     rerun is readable."""
