@@ -11,6 +11,7 @@ configured for them in ``_config.yml``::
     launch_buttons:
       colab_url: https://colab.research.google.com
       jupyterhub_url: https://hub.example.edu   # opened through nbgitpuller
+      binderhub_url: https://mybinder.org       # chapters only (see chapter_links)
 
 With no repository URL (the default) no link is shown: a link that cannot work is worse
 than none.
@@ -59,30 +60,69 @@ def graded_cells(notebook: Path) -> list[GradedCell]:
     return cells
 
 
-def launch_links(name: str, root: Path | None = None) -> dict[str, str]:
-    """``{"Colab": url, "JupyterHub": url}`` for the released notebook, as configured."""
-    root = root or repo_root()
-    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
-    repo = (config.get("repository") or {}).get("url", "").rstrip("/")
-    branch = (config.get("repository") or {}).get("branch", "main")
-    buttons = config.get("launch_buttons") or {}
-    path = f"assignments/{name}/{name}.ipynb"
+NOTEBOOKS_BRANCH = "notebooks"  # chapters as .ipynb, published by the Pages workflow
+
+
+def _config(root: Path) -> dict:
+    return yaml.safe_load((root / "_config.yml").read_text()) or {}
+
+
+def repository(root: Path | None = None) -> tuple[str, str]:
+    """``(url, branch)`` of the course repository in ``_config.yml`` (``""`` if none)."""
+    repo = _config(root or repo_root()).get("repository") or {}
+    return repo.get("url", "").rstrip("/"), repo.get("branch", "main")
+
+
+def _links(path: str, branch: str | None, root: Path, binder: bool) -> dict[str, str]:
+    """Colab, JupyterHub (nbgitpuller) and Binder links to ``path`` in the repository, on
+    ``branch`` (``None``: the configured branch), for the services ``_config.yml`` names."""
+    repo, configured = repository(root)
+    branch = branch or configured
+    buttons = _config(root).get("launch_buttons") or {}
+    ui = "lab/tree" if buttons.get("notebook_interface") == "jupyterlab" else "tree"
     links = {}
     if repo.startswith("https://github.com/") and buttons.get("colab_url"):
         org_repo = repo.removeprefix("https://github.com/")
         colab = buttons["colab_url"].rstrip("/")
         links["Colab"] = f"{colab}/github/{org_repo}/blob/{quote(branch)}/{path}"
     if repo and buttons.get("jupyterhub_url"):
-        query = urlencode(
-            {
-                "repo": repo,
-                "branch": branch,
-                "urlpath": f"lab/tree/{repo.rsplit('/', 1)[-1]}/{path}",
-            }
-        )
+        name = repo.rsplit("/", 1)[-1]
+        query = urlencode({"repo": repo, "branch": branch, "urlpath": f"lab/tree/{name}/{path}"})
         hub = buttons["jupyterhub_url"].rstrip("/")
         links["JupyterHub"] = f"{hub}/hub/user-redirect/git-pull?{query}"
+    if binder and repo.startswith("https://github.com/") and buttons.get("binderhub_url"):
+        org_repo = repo.removeprefix("https://github.com/")
+        hub = buttons["binderhub_url"].rstrip("/")
+        links["Binder"] = f"{hub}/v2/gh/{org_repo}/{quote(branch)}?urlpath={ui}/{path}"
     return links
+
+
+def launch_links(name: str, root: Path | None = None) -> dict[str, str]:
+    """``{"Colab": url, "JupyterHub": url}`` for the released notebook, as configured."""
+    return _links(f"assignments/{name}/{name}.ipynb", None, root or repo_root(), binder=False)
+
+
+def chapter_pages(root: Path | None = None) -> list[str]:
+    """The toc's chapters (``book/<name>``, notebook pages directly in book/), in order."""
+    root = root or repo_root()
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    return [
+        f
+        for f in files
+        if f.count("/") == 1
+        and "kernelspec:" in (root / f"{f}.md").read_text(encoding="utf-8")[:2000]
+    ]
+
+
+def chapter_links(chapter: str, root: Path | None = None) -> dict[str, str]:
+    """Colab, JupyterHub and Binder links for a chapter (``book/<name>``), as configured.
+
+    A chapter is MyST markdown, which Colab cannot open: the links go to its notebook
+    version on the :data:`NOTEBOOKS_BRANCH` branch, which the book's Pages workflow
+    writes with ``scripts/chapter_notebooks.py`` (a setup cell first; Binder's environment
+    in ``binder/``)."""
+    return _links(f"{chapter}.ipynb", NOTEBOOKS_BRANCH, root or repo_root(), binder=True)
 
 
 def assignment_card(name: str, root: Path | None = None) -> tuple[str, float]:

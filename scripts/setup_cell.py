@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 import nbformat
-import yaml
+
+from course_lib import assignments
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDER = "<the course repository's URL>"
@@ -66,8 +67,7 @@ print(
 
 
 def repository_url(root: Path = ROOT) -> str:
-    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
-    return (config.get("repository") or {}).get("url", "").rstrip("/") or PLACEHOLDER
+    return assignments.repository(root)[0] or PLACEHOLDER
 
 
 def setup_source(root: Path = ROOT) -> str:

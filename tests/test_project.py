@@ -49,6 +49,11 @@ def test_pages_workflow_is_valid_and_builds_with_make_book():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = workflow.read_text()
     assert "run: make book" in text and "path: _build/html" in text
+    # the launch links' target: the chapters as notebooks, on the branch they name
+    from course_lib.assignments import NOTEBOOKS_BRANCH
+
+    assert "scripts/chapter_notebooks.py _build/notebooks" in text
+    assert f"publish_branch: {NOTEBOOKS_BRANCH}" in text and "publish_dir: _build/notebooks" in text
 
 
 CODE_WIDTH = 88  # what the book's code column holds at 1200 px (book/_ext/static/course.css)

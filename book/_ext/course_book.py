@@ -82,11 +82,45 @@ def _open_live_note(app: Sphinx, doctree: nodes.document) -> None:
     text += nodes.literal(text=f"{docname}.md")
     text += nodes.Text("; in a clone of the course, ")
     text += nodes.literal(text="make lab")
+    text += nodes.Text(" opens it as a notebook")
+    from course_lib import assignments
+
+    services = list(assignments.chapter_links(docname, assignments.repo_root(Path(app.srcdir))))
+    if services:  # the theme's launch button, pointed at the notebook by _launch_where_it_opens
+        text += nodes.Text(f"; the launch button above opens it in {' or '.join(services)}")
     text += nodes.Text(
-        " opens it as a notebook. There, cross-references, glued numbers and captions show "
+        ". There, cross-references, glued numbers and captions show "
         "as raw MyST text; the numbers themselves are in the cells' outputs."
     )
     section.insert(1, text)
+
+
+def _launch_where_it_opens(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """sphinx-book-theme's launch buttons (when ``_config.yml`` names a repository and a
+    service) link a page's own source: for a chapter that is MyST markdown, which Colab
+    cannot open, and for an assignment page it is the page, not the notebook students fill
+    in. Point them at what opens: a chapter's notebook version on the notebooks branch,
+    an assignment's release (``course_lib.assignments``); drop a service with no target."""
+    from course_lib import assignments
+
+    groups = [b for b in context.get("header_buttons", []) if b.get("label") == "launch-buttons"]
+    if not groups:
+        return
+    root = assignments.repo_root(Path(app.srcdir))
+    targets = {}
+    if pagename.startswith("book/assignments/"):
+        targets = assignments.launch_links(pagename.rsplit("/", 1)[-1], root)
+    elif pagename in assignments.chapter_pages(root):
+        targets = assignments.chapter_links(pagename, root)
+    for group in groups:
+        group["buttons"] = [
+            {**button, "url": targets[button["text"]]}
+            for button in group["buttons"]
+            if button.get("text") in targets
+        ]
+    context["header_buttons"] = [
+        b for b in context["header_buttons"] if b not in groups or b["buttons"]
+    ]
 
 
 def _serve_static(app: Sphinx, config) -> None:
@@ -104,6 +138,7 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _use_our_summary)
     app.connect("config-inited", _serve_static)
     app.connect("doctree-read", _open_live_note)
+    app.connect("html-page-context", _launch_where_it_opens, priority=600)  # theme's: 501
     app.add_css_file("course.css")
 
     return {"parallel_read_safe": True, "parallel_write_safe": True}
