@@ -122,7 +122,8 @@ def test_a_chapter_notebook_runs_alone_beside_its_data(written, tmp_path):
     from nbclient import NotebookClient
 
     nb = nbformat.read(written / "book" / "cost.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(written / "book")}}).execute()
+    where = {"metadata": {"path": str(written / "book")}}
+    NotebookClient(nb, timeout=300, resources=where).execute()
     assert nb.cells[0].outputs[0]["text"].startswith("Ready: course_lib is installed")
     assert sum(len(c.get("outputs", [])) for c in nb.cells) > 5
 
@@ -173,3 +174,43 @@ def test_the_theme_launch_buttons_are_pointed_at_what_opens(tmp_path, page, expe
     else:
         assert not groups  # no notebook to open: no empty dropdown either
     assert context["header_buttons"][0]["label"] == "download"
+
+
+def test_a_book_built_with_a_repository_links_each_page_to_what_opens(tmp_path):
+    """The real theme and extension: the book, configured with a repository, Colab and
+    Binder, built from the execution cache `make book` filled (nothing re-executes)."""
+    import subprocess
+
+    cache = ROOT / "_build" / ".jupyter_cache"
+    assert cache.is_dir(), "no execution cache: run `make book` first (make test does)"
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "book", course / "book")
+    shutil.copy(ROOT / "_toc.yml", course)
+    shutil.copytree(cache, course / "_build" / ".jupyter_cache")
+    config = (ROOT / "_config.yml").read_text()
+    launch = 'launch_buttons:\n  notebook_interface: classic\n  binderhub_url: ""\n  colab_url: ""'
+    assert launch in config
+    (course / "_config.yml").write_text(
+        config.replace(
+            launch,
+            "repository:\n  url: https://github.com/org/course\n  branch: main\n"
+            "launch_buttons:\n  notebook_interface: jupyterlab\n"
+            '  binderhub_url: "https://mybinder.org"\n'
+            '  colab_url: "https://colab.research.google.com"',
+        )
+    )
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", ".", "-n", "--keep-going"],
+        cwd=course, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    html = course / "_build" / "html" / "book"
+    qkv = (html / "qkv.html").read_text()
+    colab = "https://colab.research.google.com/github/org/course/blob/notebooks/book/qkv.ipynb"
+    binder = "https://mybinder.org/v2/gh/org/course/notebooks?urlpath=lab/tree/book/qkv.ipynb"
+    assert f'href="{colab}"' in qkv and f'href="{binder}"' in qkv
+    assert "blob/main/book/qkv.md" not in qkv and "opens it in Colab or Binder" in qkv
+    softmax = (html / "assignments" / "softmax.html").read_text()
+    assert "blob/main/assignments/softmax/softmax.ipynb" in softmax
+    assert "blob/main/book/assignments/softmax.md" not in softmax and "mybinder" not in softmax
+    assert "launch-buttons" not in (html / "intro.html").read_text()
