@@ -61,6 +61,7 @@ def graded_cells(notebook: Path) -> list[GradedCell]:
 
 
 NOTEBOOKS_BRANCH = "notebooks"  # chapters as .ipynb, published by the Pages workflow
+PLACEHOLDER = "<the course repository's URL>"  # in install commands, until one is set
 
 
 def _config(root: Path) -> dict:
@@ -80,9 +81,10 @@ def _links(path: str, branch: str | None, root: Path, binder: bool) -> dict[str,
     branch = branch or configured
     buttons = _config(root).get("launch_buttons") or {}
     ui = "lab/tree" if buttons.get("notebook_interface") == "jupyterlab" else "tree"
+    github = repo.startswith("https://github.com/")
+    org_repo = repo.removeprefix("https://github.com/")
     links = {}
-    if repo.startswith("https://github.com/") and buttons.get("colab_url"):
-        org_repo = repo.removeprefix("https://github.com/")
+    if github and buttons.get("colab_url"):
         colab = buttons["colab_url"].rstrip("/")
         links["Colab"] = f"{colab}/github/{org_repo}/blob/{quote(branch)}/{path}"
     if repo and buttons.get("jupyterhub_url"):
@@ -90,8 +92,7 @@ def _links(path: str, branch: str | None, root: Path, binder: bool) -> dict[str,
         query = urlencode({"repo": repo, "branch": branch, "urlpath": f"lab/tree/{name}/{path}"})
         hub = buttons["jupyterhub_url"].rstrip("/")
         links["JupyterHub"] = f"{hub}/hub/user-redirect/git-pull?{query}"
-    if binder and repo.startswith("https://github.com/") and buttons.get("binderhub_url"):
-        org_repo = repo.removeprefix("https://github.com/")
+    if binder and github and buttons.get("binderhub_url"):
         hub = buttons["binderhub_url"].rstrip("/")
         links["Binder"] = f"{hub}/v2/gh/{org_repo}/{quote(branch)}?urlpath={ui}/{path}"
     return links

@@ -29,7 +29,6 @@ import nbformat
 from course_lib import assignments
 
 ROOT = Path(__file__).resolve().parents[1]
-PLACEHOLDER = "<the course repository's URL>"
 
 TEMPLATE = """# Setup, added to the notebook version of this chapter. On Colab it fetches the course
 # (course_lib and the chapters' data) and installs what the chapter imports, keeping
@@ -63,7 +62,7 @@ print("Ready: course_lib is installed; working folder", os.getcwd())"""
 
 def repository(root: Path = ROOT) -> tuple[str, str]:
     url, branch = assignments.repository(root)
-    return url or PLACEHOLDER, branch
+    return url or assignments.PLACEHOLDER, branch
 
 
 def model_requirement(root: Path = ROOT) -> str:

@@ -22,7 +22,6 @@ import nbformat
 from course_lib import assignments
 
 ROOT = Path(__file__).resolve().parents[1]
-PLACEHOLDER = "<the course repository's URL>"
 
 TEMPLATE = """# Setup: run this cell first. It checks that torch and course_lib are installed
 # and, if something is missing, prints the one command to run.
@@ -67,7 +66,7 @@ print(
 
 
 def repository_url(root: Path = ROOT) -> str:
-    return assignments.repository(root)[0] or PLACEHOLDER
+    return assignments.repository(root)[0] or assignments.PLACEHOLDER
 
 
 def setup_source(root: Path = ROOT) -> str:

@@ -92,4 +92,4 @@ def test_the_command_names_the_configured_repository(tmp_path):
     (tmp_path / "_config.yml").write_text("repository: {url: 'https://github.com/org/course/'}\n")
     assert '_REPO = "https://github.com/org/course"' in setup_cell.setup_source(tmp_path)
     (tmp_path / "_config.yml").write_text("title: x\n")
-    assert setup_cell.PLACEHOLDER in setup_cell.setup_source(tmp_path)
+    assert setup_cell.assignments.PLACEHOLDER in setup_cell.setup_source(tmp_path)
